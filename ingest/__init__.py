@@ -1,0 +1,1 @@
+"""Turning files into text with provenance (pages, printed labels, sections)."""

@@ -1,0 +1,164 @@
+"""PDF extraction with PyMuPDF: pages with printed labels, the outline as a section tree, metadata.
+
+Every failure a user can cause (encrypted, corrupt, empty, not a PDF, no text at all) raises
+:class:`IngestError` with a one-line reason; the caller decides whether the batch goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ingest.clean import clean_pages
+from ingest.types import ExtractedDocument, Page, Section, Span
+from pipeline.errors import IngestError
+
+
+def _open(path: Path):
+    import pymupdf
+
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a directory")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: empty file (0 bytes)")
+    with path.open("rb") as fh:
+        head = fh.read(1024)
+    if b"%PDF-" not in head:
+        raise IngestError(f"{path}: not a PDF (no %PDF header)")
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # PyMuPDF raises FileDataError / RuntimeError subclasses
+        raise IngestError(f"{path}: corrupt or unreadable PDF ({str(exc).strip() or type(exc).__name__})") from None
+    if doc.needs_pass:
+        doc.close()
+        raise IngestError(f"{path}: encrypted PDF needs a password; decrypt it first (e.g. qpdf --decrypt)")
+    if doc.page_count == 0:
+        doc.close()
+        raise IngestError(f"{path}: PDF has no pages")
+    return doc
+
+
+def _sections_from_toc(toc: list[list], page_count: int) -> list[Section]:
+    """Outline entries → sections with inclusive physical page ranges.
+
+    A section ends where the next entry at the same or a higher level begins (on that page when the
+    next one starts mid-page is unknowable from the outline, so the shared page belongs to both).
+    """
+    entries = []
+    for item in toc:
+        level, title, page = int(item[0]), str(item[1]).strip(), int(item[2])
+        if page < 1 or page > page_count or not title:
+            continue  # outline entries pointing nowhere (external links, deleted pages)
+        entries.append((level, title, page))
+    sections: list[Section] = []
+    stack: list[str] = []
+    for i, (level, title, page) in enumerate(entries):
+        del stack[level - 1 :]
+        while len(stack) < level - 1:
+            stack.append("")  # a skipped outline level
+        stack.append(title)
+        end = page_count
+        for later_level, _, later_page in entries[i + 1 :]:
+            if later_level <= level:
+                end = max(page, later_page - 1 if later_page > page else page)
+                break
+        sections.append(Section(title=title, level=level, path=tuple(s for s in stack if s), page_start=page, page_end=end))
+    return sections
+
+
+def _title_offset(text: str, title: str, start: int) -> int | None:
+    """Where a section heading appears on its first page at or after ``start``, matched loosely."""
+    words = [re.escape(w) for w in title.split()]
+    if not words:
+        return None
+    m = re.compile(r"\s+".join(words), flags=re.IGNORECASE).search(text, start)
+    return m.start() if m else None
+
+
+def _spans(pages: list[Page], sections: list[Section]) -> list[Span]:
+    """Cut each page's text at the headings that start on it, so every span has one section path.
+
+    Headings are looked for in outline order, each after the previous one; a heading not found on
+    its page (reworded in the outline) starts where the previous cut is.
+    """
+    starts: dict[int, list[Section]] = {}
+    for s in sections:
+        starts.setdefault(s.page_start, []).append(s)
+    current: tuple[str, ...] = ()
+    spans: list[Span] = []
+    for page in pages:
+        if not page.text:
+            continue
+        pos = 0
+        for s in starts.get(page.number, []):
+            offset = _title_offset(page.text, s.title, pos)
+            offset = pos if offset is None else offset
+            if offset > pos and page.text[pos:offset].strip():
+                spans.append(Span(text=page.text[pos:offset].strip(), section_path=current, page=page.number))
+            pos = offset
+            current = s.path
+        rest = page.text[pos:].strip()
+        if rest:
+            spans.append(Span(text=rest, section_path=current, page=page.number))
+    return spans
+
+
+def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocument:
+    path = Path(path)
+    import pymupdf
+
+    # PyMuPDF's text defaults minus ligature preservation, so "ﬁne" comes out as "fine".
+    flags = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES
+    doc = _open(path)
+    try:
+        raw_pages: list[str] = []
+        labels: list[str] = []
+        image_pages: set[int] = set()
+        for index in range(doc.page_count):
+            try:
+                page = doc.load_page(index)
+                text = page.get_text("text", sort=True, flags=flags)
+                label = page.get_label() or str(index + 1)
+                has_images = bool(page.get_images(full=False))
+            except Exception as exc:
+                raise IngestError(f"{path}: page {index + 1} is damaged ({exc})") from None
+            raw_pages.append(text)
+            labels.append(label)
+            if not text.strip() and has_images:
+                image_pages.add(index + 1)
+        toc = doc.get_toc(simple=True)
+        meta = doc.metadata or {}
+        page_count = doc.page_count
+    finally:
+        doc.close()
+
+    cleaned = clean_pages(raw_pages, strip_headers=strip_headers)
+    pages = [
+        Page(number=i + 1, label=labels[i], text=cleaned[i], has_text_layer=bool(raw_pages[i].strip()))
+        for i in range(page_count)
+    ]
+    if not any(p.text for p in pages):
+        raise IngestError(
+            f"{path}: no extractable text on any of its {page_count} pages (a scanned PDF? run OCR first, e.g. ocrmypdf)"
+        )
+    sections = _sections_from_toc(toc, page_count)
+    warnings = []
+    if image_pages:
+        listed = ", ".join(str(n) for n in sorted(image_pages)[:10]) + (" …" if len(image_pages) > 10 else "")
+        warnings.append(f"{len(image_pages)} page(s) have no text layer (images only), not searchable: {listed}")
+    blank = [p.number for p in pages if not p.has_text_layer and p.number not in image_pages]
+    if blank and len(blank) == page_count:
+        warnings.append("every page is blank")
+    title = (meta.get("title") or "").strip() or path.stem
+    return ExtractedDocument(
+        path=str(path),
+        kind="pdf",
+        title=title,
+        author=(meta.get("author") or "").strip(),
+        pages=pages,
+        sections=sections,
+        spans=_spans(pages, sections),
+        warnings=warnings,
+    )

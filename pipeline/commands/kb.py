@@ -1,0 +1,205 @@
+"""Knowledge-base commands: ingest, list, search, remove."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.kb.store import IngestOutcome, Progress
+
+
+class RichProgress(Progress):
+    """Files bar plus a bar for the current file's stage (chunks embedded), both with ETA."""
+
+    def __init__(self, total_files: int, console):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bars, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.bars = Bars(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.files = self.bars.add_task("files", total=total_files)
+        self.step = None
+        self.console = console
+
+    def __enter__(self):
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bars.stop()
+
+    def file_started(self, path, index, total):
+        self.bars.update(self.files, description=f"[{index + 1}/{total}] {Path(path).name}")
+
+    def stage(self, description, total):
+        if self.step is not None:
+            self.bars.remove_task(self.step)
+        self.step = self.bars.add_task(f"  {description}", total=total)
+
+    def advance(self, n=1):
+        if self.step is not None:
+            self.bars.advance(self.step, n)
+
+    def file_done(self, outcome: IngestOutcome):
+        if self.step is not None:
+            self.bars.remove_task(self.step)
+            self.step = None
+        self.bars.advance(self.files)
+        self.console.print(_outcome_line(outcome), highlight=False)
+
+
+def _outcome_line(o: IngestOutcome) -> str:
+    name = Path(o.path).name
+    if o.status == "failed":
+        return f"[red]✗[/] {o.message}"
+    if o.status in ("unchanged", "duplicate"):
+        return f"[dim]= {name}: {o.message}, skipped[/]"
+    extra = "".join(f"\n  [yellow]![/] {w}" for w in o.warnings)
+    return f"[green]✓[/] {name}: {o.status}, {o.pages} pages, {o.chunks} chunks{extra}"
+
+
+def _location(h) -> str:
+    if h.page_start is not None:
+        label = h.page_label or str(h.page_start)
+        pages = f"p. {label}" if h.page_end in (None, h.page_start) else f"pp. {label}–{h.page_label_end or h.page_end}"
+        physical = f" (pdf {h.page_start})" if label != str(h.page_start) else ""
+        return pages + physical
+    if h.t_start is not None:
+        from pipeline.timefmt import span
+
+        return span(h.t_start, h.t_end)
+    return ""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ingest(
+        files: List[Path] = typer.Argument(..., help="PDF files to add or update.", show_default=False),
+        as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
+    ) -> None:
+        """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
+
+        Examples:
+          syllabus ingest book.pdf notes/*.pdf
+          syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
+        """
+        from pipeline.cli import STATE, emit_json, err
+        from pipeline.kb import KnowledgeBase
+
+        cfg = STATE.config()
+        started = time.perf_counter()
+        with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
+            if STATE.quiet or as_json:
+                outcomes = kb.ingest(files)
+            else:
+                with RichProgress(len(files), err) as progress:
+                    outcomes = kb.ingest(files, progress)
+        failed = [o for o in outcomes if o.failed]
+        if as_json:
+            emit_json({"kb": str(STATE.kb_path()), "seconds": round(time.perf_counter() - started, 3),
+                       "outcomes": [o.__dict__ for o in outcomes]})
+        else:
+            for o in failed if STATE.quiet else []:
+                err.print(_outcome_line(o), highlight=False)
+            if not STATE.quiet:
+                counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "replaced", "unchanged", "duplicate", "failed")}
+                summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                err.print(f"{summary} in {time.perf_counter() - started:.1f} s → {STATE.kb_path()}", highlight=False)
+        if failed:
+            raise typer.Exit(1)
+
+    @app.command("list")
+    def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+        """List the documents in the knowledge base with pages, sections, chunks and size.
+
+        Example:
+          syllabus list
+        """
+        from rich.table import Table
+
+        from pipeline.cli import STATE, emit_json, out
+        from pipeline.kb import KnowledgeBase
+
+        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+            docs = kb.documents()
+            usage = kb.disk_usage()
+        if as_json:
+            emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
+            return
+        table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
+        for col in ("id", "title", "file", "pages", "sections", "chunks", "size", "added"):
+            table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
+        for d in docs:
+            table.add_row(
+                str(d.id), d.title, Path(d.path).name, str(d.n_pages), str(d.n_sections), str(d.n_chunks),
+                f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
+            )
+        out.print(table)
+
+    @app.command()
+    def search(
+        query: str = typer.Argument(..., help="What to look for, in your own words."),
+        k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to return (default: retrieval.k)."),
+        fusion: Optional[str] = typer.Option(None, "--mode", help="rrf (hybrid), dense or bm25 (default: retrieval.fusion)."),
+        doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
+        full: bool = typer.Option(False, "--full", help="Print whole passages, not the first lines."),
+        as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+    ) -> None:
+        """Hybrid search (dense + BM25, reciprocal rank fusion) with title, page and section.
+
+        Examples:
+          syllabus search "how do I read a table from a file" -k 5
+          syllabus search "LoRA memory" --mode bm25 --json
+        """
+        from rich.markup import escape
+
+        from pipeline.cli import STATE, emit_json, out
+        from pipeline.errors import ConfigError
+        from pipeline.kb import KnowledgeBase
+
+        if fusion is not None and fusion not in ("rrf", "dense", "bm25"):
+            raise ConfigError(f"--mode must be rrf, dense or bm25, not {fusion!r}")
+        started = time.perf_counter()
+        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+            hits = kb.search(query, k=k, fusion=fusion, docs=doc)
+        elapsed = time.perf_counter() - started
+        if as_json:
+            emit_json({"query": query, "seconds": round(elapsed, 4), "hits": [h.as_dict() for h in hits]})
+            return
+        if not hits:
+            out.print("no passages found")
+            return
+        for rank, h in enumerate(hits, 1):
+            head = f"[bold]{rank}. {escape(h.title)}[/] · {_location(h)}"
+            if h.section:
+                head += f" · [italic]{escape(h.section)}[/]"
+            head += f"  [dim]score {h.score:.4f}[/]"
+            out.print(head, highlight=False)
+            text = h.text if full else " ".join(h.text.split())[:400] + ("…" if len(h.text) > 400 else "")
+            out.print(f"   {escape(text)}\n", highlight=False)
+
+    @app.command()
+    def remove(
+        document: str = typer.Argument(..., help="Path, file name, title or id (see `syllabus list`)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the removed document as JSON."),
+    ) -> None:
+        """Remove a document from the catalog and both indexes.
+
+        Example:
+          syllabus remove book.pdf
+        """
+        from pipeline.cli import STATE, emit_json, note
+        from pipeline.kb import KnowledgeBase
+
+        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+            doc = kb.remove(document)
+        if as_json:
+            emit_json({"removed": doc.__dict__})
+        else:
+            note(f"removed #{doc.id} {doc.title} ({doc.path})")

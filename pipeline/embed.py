@@ -1,0 +1,113 @@
+"""Sentence embeddings with sentence-transformers; the bundled MiniLM by default, offline."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import ModelNotAvailable
+from pipeline.models import enforce_offline, resolve_model_path
+
+log = logging.getLogger(__name__)
+
+
+class Embedder:
+    """Loads lazily; ``count_tokens`` and ``max_tokens`` use the model's own tokenizer."""
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 16, offline: bool = True,
+                 precision: str = "auto"):
+        self.name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.offline = offline
+        self.precision = precision
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Embedder":
+        e = cfg.embedding
+        return cls(e.model, cfg.resolved_device(), e.batch_size, cfg.offline, e.precision)
+
+    @cached_property
+    def compute_dtype(self):
+        """Autocast dtype, or None for fp32. ``auto``: bf16 on CPUs with native bf16 (AVX512-BF16/AMX),
+        fp16 on CUDA; both keep cosine similarity to the fp32 vectors above 0.9999 for MiniLM."""
+        import torch
+
+        if self.precision == "fp32":
+            return None
+        if self.precision == "bf16":
+            return torch.bfloat16
+        if self.precision == "fp16":
+            return torch.float16
+        if self.device.startswith("cuda"):
+            return torch.float16
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+    @cached_property
+    def model(self):
+        enforce_offline(self.offline)
+        path = resolve_model_path(self.name, "embedding", self.offline)
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        try:
+            model = SentenceTransformer(path, device=self.device, local_files_only=self.offline)
+        except Exception as exc:
+            raise ModelNotAvailable(f"cannot load embedding model {self.name!r} from {path}: {exc}") from None
+        log.debug("embedding model %s on %s, max_seq_length=%s", path, self.device, model.max_seq_length)
+        return model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                   else self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads, special tokens included; text past this is cut by the model."""
+        return int(self.model.max_seq_length)
+
+    @cached_property
+    def _tokenizer(self):
+        return self.model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without the special tokens the model adds ([CLS], [SEP])."""
+        return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+
+    @property
+    def special_tokens(self) -> int:
+        return len(self._tokenizer("", add_special_tokens=True)["input_ids"])
+
+    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch."""
+        import contextlib
+
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        dtype = self.compute_dtype
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        cast = torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        # Longest first, so each batch pads to similar lengths (sentence-transformers sorts only
+        # within one encode call, and we call it per batch to report progress).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            with torch.inference_mode(), cast:
+                vecs = self.model.encode(
+                    [texts[i] for i in idx], batch_size=self.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False,
+                )
+            out[idx] = vecs.astype(np.float32)
+            if progress is not None:
+                progress(len(idx))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]

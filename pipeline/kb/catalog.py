@@ -1,0 +1,244 @@
+"""The SQLite catalog: documents, pages, sections and chunks (with their embeddings).
+
+It is the knowledge base's source of truth. The FAISS and BM25 files are derived from it and carry
+the catalog ``generation`` they were built from; a mismatch after a crash means "rebuild them".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,         -- absolute path at ingest time
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,                -- pdf | media
+    title TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT '',
+    language TEXT,
+    n_pages INTEGER NOT NULL DEFAULT 0,
+    size_bytes INTEGER NOT NULL,
+    embed_model TEXT NOT NULL,
+    added_at REAL NOT NULL,            -- unix seconds
+    warnings TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS pages (
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,           -- physical, 1-based
+    label TEXT NOT NULL,
+    has_text INTEGER NOT NULL,
+    n_chars INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, number)
+);
+CREATE TABLE IF NOT EXISTS sections (
+    id INTEGER PRIMARY KEY,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,              -- outline order
+    level INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    path TEXT NOT NULL,                -- titles joined by ' > '
+    page_start INTEGER, page_end INTEGER,
+    t_start REAL, t_end REAL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,            -- also the FAISS id
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    section_path TEXT NOT NULL,
+    page_start INTEGER, page_end INTEGER,
+    t_start REAL, t_end REAL,
+    n_tokens INTEGER NOT NULL,
+    embedding BLOB NOT NULL            -- float32, unit length
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ord);
+CREATE INDEX IF NOT EXISTS sections_doc ON sections(doc_id, ord);
+"""
+
+PATH_SEP = " > "
+
+
+@dataclass
+class DocumentRow:
+    id: int
+    path: str
+    sha256: str
+    kind: str
+    title: str
+    author: str
+    language: str | None
+    n_pages: int
+    size_bytes: int
+    embed_model: str
+    added_at: float
+    warnings: str
+    n_chunks: int = 0
+    n_sections: int = 0
+    n_tokens: int = 0
+
+
+@dataclass
+class ChunkRow:
+    id: int
+    doc_id: int
+    text: str
+    section_path: str
+    page_start: int | None
+    page_end: int | None
+    t_start: float | None
+    t_end: float | None
+    n_tokens: int
+
+
+class Catalog:
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
+            self.db.executescript(_SCHEMA)
+            self._init_meta()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _init_meta(self) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    # ----- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> int:
+        new = self.generation + 1
+        self.set_meta("generation", str(new))
+        return new
+
+    # ----- documents
+    def _document(self, row: sqlite3.Row) -> DocumentRow:
+        return DocumentRow(**{k: row[k] for k in row.keys()})
+
+    def documents(self) -> list[DocumentRow]:
+        rows = self.db.execute(
+            """SELECT d.*,
+                  (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS n_chunks,
+                  (SELECT COUNT(*) FROM sections s WHERE s.doc_id=d.id) AS n_sections,
+                  (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens
+               FROM documents d ORDER BY d.added_at, d.id"""
+        ).fetchall()
+        return [self._document(r) for r in rows]
+
+    def document_by_path(self, path: str) -> DocumentRow | None:
+        row = self.db.execute("SELECT * FROM documents WHERE path=?", (path,)).fetchone()
+        return self._document(row) if row else None
+
+    def documents_by_sha(self, sha256: str) -> list[DocumentRow]:
+        return [self._document(r) for r in self.db.execute("SELECT * FROM documents WHERE sha256=?", (sha256,))]
+
+    def insert_document(self, **fields) -> int:
+        fields.setdefault("added_at", time.time())
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cur = self.db.execute(f"INSERT INTO documents ({cols}) VALUES ({marks})", tuple(fields.values()))
+        return int(cur.lastrowid)
+
+    def delete_document(self, doc_id: int) -> None:
+        self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))  # pages, sections, chunks cascade
+
+    def insert_pages(self, doc_id: int, rows: Iterable[tuple[int, str, bool, int]]) -> None:
+        self.db.executemany(
+            "INSERT INTO pages (doc_id, number, label, has_text, n_chars) VALUES (?, ?, ?, ?, ?)",
+            [(doc_id, n, label, int(has), chars) for n, label, has, chars in rows],
+        )
+
+    def insert_sections(self, doc_id: int, rows: Iterable[dict]) -> None:
+        self.db.executemany(
+            """INSERT INTO sections (doc_id, ord, level, title, path, page_start, page_end, t_start, t_end)
+               VALUES (:doc_id, :ord, :level, :title, :path, :page_start, :page_end, :t_start, :t_end)""",
+            [dict(r, doc_id=doc_id) for r in rows],
+        )
+
+    def insert_chunks(self, doc_id: int, rows: Iterable[dict]) -> None:
+        self.db.executemany(
+            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding)
+               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding)""",
+            [dict(r, doc_id=doc_id) for r in rows],
+        )
+
+    # ----- reads
+    def page_labels(self, doc_id: int) -> dict[int, str]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT number, label FROM pages WHERE doc_id=?", (doc_id,))}
+
+    def sections(self, doc_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM sections WHERE doc_id=? ORDER BY ord", (doc_id,)).fetchall()
+
+    def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
+        out: dict[int, ChunkRow] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" for _ in part)
+            for r in self.db.execute(
+                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens FROM chunks WHERE id IN ({marks})",
+                part,
+            ):
+                out[r["id"]] = ChunkRow(**{k: r[k] for k in r.keys()})
+        return out
+
+    def chunk_ids_for_docs(self, doc_ids: list[int]) -> np.ndarray:
+        marks = ",".join("?" for _ in doc_ids)
+        rows = self.db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", doc_ids).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def iter_index_rows(self) -> Iterator[tuple[int, str, bytes]]:
+        """(chunk id, text for BM25, embedding bytes) in id order, for rebuilding the indexes."""
+        cur = self.db.execute("SELECT id, section_path, text, embedding FROM chunks ORDER BY id")
+        for r in cur:
+            yield r[0], (r[1].split(PATH_SEP)[-1] + "\n" + r[2]) if r[1] else r[2], r[3]
+
+    def count_chunks(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (one ingest = one transaction)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+        return False

@@ -1,0 +1,119 @@
+"""BM25 lexical index (bm25s), saved as .npy and JSON files — never pickle."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# Words are runs of letters/digits; CJK text has no spaces, so it is indexed as character bigrams.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]+")
+
+
+def _bm25s():
+    import logging
+
+    import bm25s
+
+    # bm25s pins its logger to DEBUG at import; let it follow ours (WARNING, DEBUG with --verbose).
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
+@lru_cache(maxsize=4)
+def _stemmer(name: str):
+    if name == "none":
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer(name)
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def tokenize(text: str, stemmer: str = "english") -> list[str]:
+    """Lower-cased words without English stop words, stemmed; CJK runs as overlapping bigrams."""
+    tokens: list[str] = []
+    stop = _stopwords()
+    for match in _WORD.finditer(text.lower()):
+        word = match.group()
+        cjk = _CJK.findall(word)
+        if cjk:
+            for run in cjk:
+                tokens.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+            word = _CJK.sub(" ", word).strip()
+            if not word:
+                continue
+            tokens.extend(w for w in word.split() if w not in stop)
+            continue
+        if word not in stop:
+            tokens.append(word)
+    st = _stemmer(stemmer)
+    return st.stemWords(tokens) if st is not None and tokens else tokens
+
+
+class LexicalIndex:
+    """BM25 over chunk texts; ``ids`` maps row positions back to chunk ids."""
+
+    META = "syllabus.json"
+
+    def __init__(self, retriever, ids: np.ndarray, stemmer: str, generation: int):
+        self.retriever = retriever
+        self.ids = ids
+        self.stemmer = stemmer
+        self.generation = generation
+
+    @classmethod
+    def build(cls, ids: list[int], texts: list[str], stemmer: str, generation: int) -> "LexicalIndex":
+        bm25s = _bm25s()
+        corpus = [tokenize(t, stemmer) or [""] for t in texts]
+        retriever = bm25s.BM25()
+        if corpus:
+            retriever.index(corpus, show_progress=False)
+        return cls(retriever if corpus else None, np.asarray(ids, dtype=np.int64), stemmer, generation)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.retriever is not None:
+            self.retriever.save(str(folder), allow_pickle=False)
+        np.save(folder / "ids.npy", self.ids, allow_pickle=False)
+        (folder / self.META).write_text(json.dumps({"generation": self.generation, "stemmer": self.stemmer, "count": int(len(self.ids))}))
+
+    @staticmethod
+    def generation_of(folder: Path) -> int | None:
+        try:
+            return int(json.loads((folder / LexicalIndex.META).read_text())["generation"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @classmethod
+    def load(cls, folder: Path) -> "LexicalIndex":
+        bm25s = _bm25s()
+        meta = json.loads((folder / cls.META).read_text())
+        ids = np.load(folder / "ids.npy", allow_pickle=False)
+        retriever = bm25s.BM25.load(str(folder), allow_pickle=False) if len(ids) else None
+        return cls(retriever, ids, meta["stemmer"], int(meta["generation"]))
+
+    def search(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top ``n`` (chunk id, BM25 score) with a positive score; ``allowed`` masks chunk rows."""
+        if self.retriever is None or n <= 0:
+            return []
+        tokens = tokenize(query, self.stemmer)
+        if not tokens:
+            return []
+        scores = self.retriever.get_scores(tokens)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]

@@ -1,0 +1,419 @@
+"""The knowledge base directory: ingest, remove, search.
+
+Layout (``--kb DIR``)::
+
+    catalog.sqlite   documents, pages, sections, chunks + embeddings (WAL; one transaction per file)
+    dense.faiss      FAISS index (+ dense.json: generation, kind); ids are chunk ids
+    bm25/            bm25s arrays (.npy, allow_pickle=False) + JSON vocabulary
+    cache/           derived files, safe to delete
+    .lock            held by the one writer
+
+Crash safety: a file's chunks land in SQLite in one transaction that also bumps ``generation``;
+the index files are rebuilt from SQLite afterwards, written to temporary names and renamed. An index
+whose generation differs from the catalog's (a crash between the two) is rebuilt on the next open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import IngestError, KnowledgeBaseError, SyllabusError
+from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
+from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
+
+log = logging.getLogger(__name__)
+
+CATALOG = "catalog.sqlite"
+DENSE = "dense.faiss"
+BM25_DIR = "bm25"
+LOCK = ".lock"
+TITLE_WORDS = 10  # section-title words prefixed to a chunk for embedding
+
+
+@dataclass
+class IngestOutcome:
+    path: str
+    status: str  # "added" | "replaced" | "unchanged" | "duplicate" | "failed"
+    message: str = ""
+    doc_id: int | None = None
+    pages: int = 0
+    chunks: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    doc_id: int
+    title: str
+    path: str
+    kind: str
+    section: str
+    page_start: int | None
+    page_end: int | None
+    page_label: str | None  # printed label of page_start ("12", "iv")
+    page_label_end: str | None
+    t_start: float | None
+    t_end: float | None
+    score: float
+    dense_rank: int | None
+    bm25_rank: int | None
+    text: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Progress:
+    """Callbacks for long work; the CLI draws them as Rich progress bars. All no-ops by default."""
+
+    def file_started(self, path: str, index: int, total: int) -> None: ...
+    def stage(self, description: str, total: int | None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def file_done(self, outcome: IngestOutcome) -> None: ...
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def extract(path: Path, cfg: Config):
+    """Pick the extractor by content; only PDFs exist so far."""
+    from ingest.pdf import extract_pdf
+
+    return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
+
+
+class KnowledgeBase:
+    def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
+        self.cfg = cfg
+        self.path = Path(path) if path is not None else cfg.kb.path
+        if not (self.path / CATALOG).exists():
+            if not create:
+                raise KnowledgeBaseError(f"no knowledge base at {self.path}; add documents with `syllabus ingest FILE`")
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise KnowledgeBaseError(f"{self.path} is not a directory")
+        try:
+            self.catalog = Catalog(self.path / CATALOG)
+        except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
+            raise KnowledgeBaseError(f"cannot open {self.path / CATALOG}: {exc}") from None
+        self._embedder = embedder
+        self._dense = None
+        self._lexical = None
+
+    # ----- plumbing
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from pipeline.embed import Embedder
+
+            self._embedder = Embedder.from_config(self.cfg)
+        return self._embedder
+
+    def writer_lock(self, timeout: float = 10.0):
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise KnowledgeBaseError(f"{self.path} is being written by another syllabus process; try again when it finishes") from None
+        return lock
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_embed_model(self) -> None:
+        stored = self.catalog.get_meta("embed_model")
+        if stored is not None and stored != self.cfg.embedding.model and self.catalog.count_chunks():
+            raise KnowledgeBaseError(
+                f"{self.path} was built with embedding model {stored!r} but the config says "
+                f"{self.cfg.embedding.model!r}; use the same model or a new --kb directory"
+            )
+
+    # ----- ingest
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[IngestOutcome]:
+        progress = progress or Progress()
+        paths = list(paths)
+        outcomes: list[IngestOutcome] = []
+        lock = self.writer_lock()
+        try:
+            self._check_embed_model()
+            changed = False
+            for i, raw in enumerate(paths):
+                progress.file_started(str(raw), i, len(paths))
+                try:
+                    outcome = self._ingest_one(Path(raw), progress)
+                except IngestError as exc:
+                    outcome = IngestOutcome(str(raw), "failed", str(exc))
+                except SyllabusError:
+                    raise  # model missing, config: the whole batch would fail the same way
+                except Exception as exc:  # a library failing on one odd file must not stop the batch
+                    log.debug("ingest of %s failed", raw, exc_info=True)
+                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {type(exc).__name__}: {exc}")
+                changed |= outcome.status in ("added", "replaced")
+                outcomes.append(outcome)
+                progress.file_done(outcome)
+            if changed or not self._indexes_current():
+                progress.stage("indexing", None)
+                self.rebuild_indexes()
+        finally:
+            lock.release()
+        return outcomes
+
+    def _ingest_one(self, path: Path, progress: Progress) -> IngestOutcome:
+        if not path.exists():
+            raise IngestError(f"{path}: no such file")
+        if path.is_dir():
+            raise IngestError(f"{path}: is a directory (give files, e.g. {path}/*.pdf)")
+        abspath = str(path.resolve())
+        sha = sha256_file(path)
+        existing = self.catalog.document_by_path(abspath)
+        if existing is not None and existing.sha256 == sha:
+            return IngestOutcome(abspath, "unchanged", "unchanged", existing.id)
+        twins = [d for d in self.catalog.documents_by_sha(sha) if d.path != abspath]
+        if twins and existing is None:
+            return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
+
+        doc = extract(path, self.cfg)
+        from pipeline.chunking import Chunker, check_fits
+
+        emb = self.embedder
+        check_fits(self.cfg.chunking.size, emb.max_tokens, emb.special_tokens)
+        progress.stage("chunking", None)
+        chunker = Chunker(emb.count_tokens, self.cfg.chunking.size, self.cfg.chunking.overlap)
+        chunks = chunker.chunk(doc.spans)
+        progress.stage("embedding", len(chunks))
+        vectors = emb.encode([_embed_text(c.section_path, c.text) for c in chunks], progress=progress.advance)
+
+        with self.catalog.transaction():
+            if existing is not None:
+                self.catalog.delete_document(existing.id)
+            doc_id = self.catalog.insert_document(
+                path=abspath, sha256=sha, kind=doc.kind, title=doc.title, author=doc.author,
+                n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.cfg.embedding.model,
+                warnings="\n".join(doc.warnings),
+            )
+            self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
+            self.catalog.insert_sections(doc_id, [
+                dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
+                     page_end=s.page_end, t_start=None, t_end=None)
+                for i, s in enumerate(doc.sections)
+            ])
+            self.catalog.insert_chunks(doc_id, [
+                dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
+                     page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
+                     embedding=vectors[i].astype(np.float32).tobytes())
+                for i, c in enumerate(chunks)
+            ])
+            self.catalog.set_meta("embed_model", self.cfg.embedding.model)
+            self.catalog.bump_generation()
+        status = "replaced" if existing is not None else "added"
+        return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings)
+
+    # ----- remove
+    def find_documents(self, ref: str) -> list[DocumentRow]:
+        """Documents matching a path (as given or absolute), a file name, a title or an id."""
+        docs = self.catalog.documents()
+        candidates = [str(Path(ref).expanduser().resolve()) if ref else ref, ref]
+        exact = [d for d in docs if d.path in candidates or str(d.id) == ref]
+        if exact:
+            return exact
+        return [d for d in docs if Path(d.path).name == ref or d.title == ref]
+
+    def remove(self, ref: str) -> DocumentRow:
+        lock = self.writer_lock()
+        try:
+            matches = self.find_documents(ref)
+            if not matches:
+                raise KnowledgeBaseError(f"no document matches {ref!r}; see `syllabus list`")
+            if len(matches) > 1:
+                listed = ", ".join(f"#{d.id} {d.path}" for d in matches)
+                raise KnowledgeBaseError(f"{ref!r} matches {len(matches)} documents ({listed}); give the path or id")
+            doc = matches[0]
+            with self.catalog.transaction():
+                self.catalog.delete_document(doc.id)
+                self.catalog.bump_generation()
+            self.rebuild_indexes()
+            return doc
+        finally:
+            lock.release()
+
+    # ----- indexes
+    def _index_generations(self) -> tuple[int | None, int | None]:
+        from pipeline.kb.lexical import LexicalIndex
+
+        recover_dir(self.path / BM25_DIR)
+        dense_meta = self.path / "dense.json"
+        try:
+            import json
+
+            dense_gen = int(json.loads(dense_meta.read_text())["generation"]) if (self.path / DENSE).exists() else None
+        except (OSError, ValueError, KeyError):
+            dense_gen = None
+        return dense_gen, LexicalIndex.generation_of(self.path / BM25_DIR)
+
+    def _indexes_current(self) -> bool:
+        gen = self.catalog.generation
+        return self._index_generations() == (gen, gen)
+
+    def _build_indexes(self):
+        from pipeline.kb.dense import DenseIndex
+        from pipeline.kb.lexical import LexicalIndex
+
+        gen = self.catalog.generation
+        ids, texts, blobs = [], [], []
+        for cid, text, blob in self.catalog.iter_index_rows():
+            ids.append(cid)
+            texts.append(text)
+            blobs.append(blob)
+        dim = len(blobs[0]) // 4 if blobs else 384
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim) if blobs else np.zeros((0, dim), np.float32)
+        kb = self.cfg.kb
+        dense = DenseIndex.build(np.asarray(ids, np.int64), vectors, dim, gen, kb.hnsw_threshold, kb.hnsw_m, kb.hnsw_ef_search)
+        lexical = LexicalIndex.build(ids, texts, self.cfg.retrieval.stemmer, gen)
+        return dense, lexical
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild both indexes from the catalog and replace the files atomically (writer only)."""
+        import json
+
+        dense, lexical = self._build_indexes()
+        with atomic_path(self.path / DENSE) as tmp:
+            dense.save(tmp)
+        atomic_write_text(self.path / "dense.json", json.dumps({"generation": dense.generation, "kind": dense.kind}))
+        with atomic_dir(self.path / BM25_DIR) as tmp:
+            lexical.save(tmp)
+        self._dense, self._lexical = dense, lexical
+
+    def load_indexes(self):
+        if self._dense is not None:
+            return self._dense, self._lexical
+        from pipeline.kb.dense import DenseIndex
+        from pipeline.kb.lexical import LexicalIndex
+
+        if self._indexes_current():
+            try:
+                self._dense = DenseIndex.load(self.path / DENSE, self.cfg.kb.hnsw_ef_search)
+                self._lexical = LexicalIndex.load(self.path / BM25_DIR)
+                return self._dense, self._lexical
+            except Exception as exc:  # damaged files: the catalog can always rebuild them
+                log.warning("index files unreadable (%s); rebuilding from the catalog", exc)
+        # Stale or damaged: rebuild. Save only when no writer is busy; otherwise keep them in memory.
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            with lock:
+                self.rebuild_indexes()
+        except Timeout:
+            self._dense, self._lexical = self._build_indexes()
+        return self._dense, self._lexical
+
+    # ----- search
+    def search(self, query: str, k: int | None = None, fusion: str | None = None,
+               docs: list[str] | None = None) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise SyllabusError("empty query")
+        r = self.cfg.retrieval
+        k = k or r.k
+        fusion = fusion or r.fusion
+        self._check_embed_model()
+        dense, lexical = self.load_indexes()
+        allowed_ids = None
+        if docs:
+            doc_ids = []
+            for ref in docs:
+                found = self.find_documents(ref)
+                if not found:
+                    raise KnowledgeBaseError(f"no document matches {ref!r}; see `syllabus list`")
+                doc_ids += [d.id for d in found]
+            allowed_ids = self.catalog.chunk_ids_for_docs(doc_ids)
+        n = max(r.candidates, k)
+        dense_hits: list[tuple[int, float]] = []
+        bm25_hits: list[tuple[int, float]] = []
+        if fusion in ("rrf", "dense"):
+            dense_hits = dense.search(self.embedder.encode_query(query), n, allowed_ids)
+        if fusion in ("rrf", "bm25"):
+            mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
+            bm25_hits = lexical.search(query, n, mask)
+        dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense_hits)}
+        bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(bm25_hits)}
+        if fusion == "rrf":
+            scores = rrf([dense_hits, bm25_hits], r.rrf_k)
+        else:
+            scores = dict(dense_hits if fusion == "dense" else bm25_hits)
+        top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
+        return self._hits(top, scores, dense_rank, bm25_rank)
+
+    def _hits(self, ids: list[int], scores, dense_rank, bm25_rank) -> list[Hit]:
+        rows = self.catalog.chunks(ids)
+        docs = {d.id: d for d in self.catalog.documents()}
+        labels: dict[int, dict[int, str]] = {}
+        hits = []
+        for cid in ids:
+            c = rows.get(cid)
+            if c is None:
+                continue  # removed since the index was loaded
+            d = docs[c.doc_id]
+            if d.id not in labels:
+                labels[d.id] = self.catalog.page_labels(d.id)
+            lab = labels[d.id]
+            hits.append(Hit(
+                chunk_id=cid, doc_id=d.id, title=d.title, path=d.path, kind=d.kind, section=c.section_path,
+                page_start=c.page_start, page_end=c.page_end,
+                page_label=lab.get(c.page_start) if c.page_start else None,
+                page_label_end=lab.get(c.page_end) if c.page_end else None,
+                t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
+                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
+            ))
+        return hits
+
+    def documents(self) -> list[DocumentRow]:
+        return self.catalog.documents()
+
+    def disk_usage(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def rrf(rankings: list[list[tuple[int, float]]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): sum of 1 / (k + rank)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (cid, _score) in enumerate(ranking, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def _embed_text(section_path: tuple[str, ...], text: str) -> str:
+    """What the dense model sees: the section title gives a passage its topic.
+
+    The title is cut to a few words so it stays inside the tokens ``check_fits`` reserves for it.
+    """
+    if not section_path:
+        return text
+    title = " ".join(section_path[-1].split()[:TITLE_WORDS])
+    return f"{title}\n{text}"

@@ -1,0 +1,1 @@
+"""Package data shipped with Syllabus: the default config.yaml (a link to the repository root's file)."""
