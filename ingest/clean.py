@@ -16,29 +16,56 @@ def _shape(line: str) -> str:
     return _DIGITS.sub("#", line.strip().lower())
 
 
-def repeated_edge_lines(pages: list[str], min_share: float = 0.5, min_pages: int = 3) -> set[str]:
-    """Shapes of lines found at the top or bottom of at least ``min_share`` of the pages."""
-    texted = [p for p in pages if p.strip()]
+def _edge_indices(lines: list[str]) -> list[int]:
+    """Indices of the non-blank lines at the top and bottom; one each side on very short pages."""
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    n = _EDGE_LINES if len(nonblank) > 2 * _EDGE_LINES else 1
+    return nonblank[:n] + nonblank[-n:]
+
+
+def _edges(text: str) -> list[str]:
+    lines = text.splitlines()
+    return [lines[i] for i in _edge_indices(lines)]
+
+
+def _carries_number(line: str, number: str) -> bool:
+    """The line starts or ends with the page's own printed number ("Chapter 6: Lists 32", "33")."""
+    tokens = line.split()
+    return bool(number) and bool(tokens) and (tokens[0] == number or tokens[-1] == number)
+
+
+def repeated_edge_lines(pages: list[str], labels: list[str] | None = None, min_share: float = 0.5,
+                        min_pages: int = 3) -> set[str]:
+    """Shapes of running heads and feet among the lines at the top and bottom of the pages.
+
+    Two kinds: a line on at least ``min_share`` of the pages (a book title on every page), and a
+    line carrying the page's own number seen on at least ``min_pages`` pages (a chapter title with
+    the page number, which changes per chapter and so never reaches the share).
+    """
+    texted = [(i, p) for i, p in enumerate(pages) if p.strip()]
     if len(texted) < min_pages:
         return set()
     counts: Counter[str] = Counter()
-    for text in texted:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        edges = lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]
+    numbered: Counter[str] = Counter()
+    for i, text in texted:
+        edges = _edges(text)
         counts.update({_shape(ln) for ln in edges})
+        if labels is not None:
+            numbered.update({_shape(ln) for ln in edges if _carries_number(ln, labels[i])})
     need = max(min_pages, int(min_share * len(texted) + 0.999))
-    # A bare page number masks to "#": always a footer candidate, never body text on its own line.
-    return {shape for shape, n in counts.items() if n >= need and shape}
+    shapes = {shape for shape, n in counts.items() if n >= need and shape}
+    shapes |= {shape for shape, n in numbered.items() if n >= min_pages and shape}
+    return shapes
 
 
-def strip_edge_lines(text: str, shapes: set[str]) -> str:
-    if not shapes:
-        return text
+def strip_edge_lines(text: str, shapes: set[str], label: str | None = None) -> str:
     lines = text.splitlines()
-    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
-    edge = set(nonblank[:_EDGE_LINES] + nonblank[-_EDGE_LINES:])
-    kept = [ln for i, ln in enumerate(lines) if not (i in edge and _shape(ln) in shapes)]
-    return "\n".join(kept)
+    edge = set(_edge_indices(lines))
+
+    def running(i: int, ln: str) -> bool:
+        return i in edge and (_shape(ln) in shapes or (label is not None and ln.strip() == label))
+
+    return "\n".join(ln for i, ln in enumerate(lines) if not running(i, ln))
 
 
 def join_hyphenation(text: str) -> str:
@@ -53,8 +80,16 @@ def normalize_whitespace(text: str) -> str:
     return text.strip()
 
 
-def clean_pages(pages: list[str], strip_headers: bool = True) -> list[str]:
-    """Clean every page of one document; header detection needs all pages at once."""
+def clean_pages(pages: list[str], labels: list[str] | None = None, strip_headers: bool = True) -> list[str]:
+    """Clean every page of one document; header detection needs all pages at once.
+
+    ``labels`` are the printed page numbers; a line holding just the page's number is a folio.
+    """
     normalized = [normalize_whitespace(p) for p in pages]
-    shapes = repeated_edge_lines(normalized) if strip_headers else set()
-    return [join_hyphenation(strip_edge_lines(p, shapes)).strip() for p in normalized]
+    if not strip_headers:
+        return [join_hyphenation(p).strip() for p in normalized]
+    shapes = repeated_edge_lines(normalized, labels)
+    return [
+        join_hyphenation(strip_edge_lines(p, shapes, labels[i] if labels else None)).strip()
+        for i, p in enumerate(normalized)
+    ]

@@ -27,6 +27,7 @@ def _open(path: Path):
         head = fh.read(1024)
     if b"%PDF-" not in head:
         raise IngestError(f"{path}: not a PDF (no %PDF header)")
+    pymupdf.TOOLS.mupdf_display_errors(False)  # its messages go to stderr; ours are one line
     try:
         doc = pymupdf.open(path, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises FileDataError / RuntimeError subclasses
@@ -69,11 +70,18 @@ def _sections_from_toc(toc: list[list], page_count: int) -> list[Section]:
 
 
 def _title_offset(text: str, title: str, start: int) -> int | None:
-    """Where a section heading appears on its first page at or after ``start``, matched loosely."""
+    """Where a section heading appears on its first page at or after ``start``.
+
+    A heading on a line of its own, perhaps after a number the outline leaves out ("7.1 The
+    read.table() function" for the entry "The read.table() function"), wins over the same words in
+    running text; failing that, the first loose match (spaces and case ignored).
+    """
     words = [re.escape(w) for w in title.split()]
     if not words:
         return None
-    m = re.compile(r"\s+".join(words), flags=re.IGNORECASE).search(text, start)
+    body = r"\s+".join(words)
+    heading = re.compile(r"^[ \t]*(?:[\dA-Z]{1,3}(?:\.\d+)*\.?[ \t]+)?" + body + r"[ \t]*$", re.IGNORECASE | re.MULTILINE)
+    m = heading.search(text, start) or re.compile(body, re.IGNORECASE).search(text, start)
     return m.start() if m else None
 
 
@@ -134,7 +142,7 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
     finally:
         doc.close()
 
-    cleaned = clean_pages(raw_pages, strip_headers=strip_headers)
+    cleaned = clean_pages(raw_pages, labels, strip_headers=strip_headers)
     pages = [
         Page(number=i + 1, label=labels[i], text=cleaned[i], has_text_layer=bool(raw_pages[i].strip()))
         for i in range(page_count)

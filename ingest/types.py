@@ -15,13 +15,16 @@ class Page:
 
 @dataclass
 class Section:
-    """A node of the document's outline, with the physical page range it covers (inclusive)."""
+    """A node of the document's outline, with the physical page range (inclusive) or, for a
+    transcript, the time range in seconds that it covers."""
 
     title: str
     level: int  # 1 = chapter
     path: tuple[str, ...]  # titles from the top level down to this section
-    page_start: int
-    page_end: int
+    page_start: int | None = None
+    page_end: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
 
 
 @dataclass
@@ -38,13 +41,14 @@ class Span:
 @dataclass
 class ExtractedDocument:
     path: str
-    kind: str  # "pdf"
+    kind: str  # "pdf" | "media"
     title: str
     author: str
     pages: list[Page]
     sections: list[Section]
     spans: list[Span]
     warnings: list[str] = field(default_factory=list)
+    language: str | None = None
 
     @property
     def image_only_pages(self) -> list[int]:

@@ -112,7 +112,3 @@ def main(argv: list[str] | None = None) -> None:
             err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)",
                       highlight=False, soft_wrap=True)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -92,8 +92,8 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def extract(path: Path, cfg: Config):
-    """Pick the extractor by content; only PDFs exist so far."""
+def extract(path: Path, cfg: Config, cache_dir: Path):
+    """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data."""
     from ingest.pdf import extract_pdf
 
     return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
@@ -197,7 +197,7 @@ class KnowledgeBase:
         if twins and existing is None:
             return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
 
-        doc = extract(path, self.cfg)
+        doc = extract(path, self.cfg, self.path / "cache")
         from pipeline.chunking import Chunker, check_fits
 
         emb = self.embedder
@@ -214,12 +214,13 @@ class KnowledgeBase:
             doc_id = self.catalog.insert_document(
                 path=abspath, sha256=sha, kind=doc.kind, title=doc.title, author=doc.author,
                 n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.cfg.embedding.model,
+                language=doc.language,
                 warnings="\n".join(doc.warnings),
             )
             self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
             self.catalog.insert_sections(doc_id, [
                 dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
-                     page_end=s.page_end, t_start=None, t_end=None)
+                     page_end=s.page_end, t_start=s.t_start, t_end=s.t_end)
                 for i, s in enumerate(doc.sections)
             ])
             self.catalog.insert_chunks(doc_id, [

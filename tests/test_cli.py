@@ -1,0 +1,45 @@
+"""CLI behaviour: instant help, one-line errors, --verbose tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT, run_cli
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from pipeline.cli import app\n"
+        "try:\n    app(['--help'], prog_name='syllabus')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'faiss', 'pymupdf', 'sentence_transformers', 'bm25s') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "Usage" in result.stdout
+    assert "HEAVY []" in result.stdout, result.stdout[-300:]
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("ingest", "list", "search", "remove", "config"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0
+        assert "syllabus " in result.stdout.split("Usage", 1)[1], command
+
+
+def test_missing_kb_error_is_one_line(tmp_path):
+    result = run_cli("--kb", str(tmp_path / "none"), "search", "anything")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error:") and "no knowledge base" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verbose_shows_traceback(tmp_path):
+    result = run_cli("--verbose", "--kb", str(tmp_path / "none"), "list")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_bad_mode_is_usage_error(tmp_path):
+    result = run_cli("--kb", str(tmp_path), "search", "x", "--mode", "magic")
+    assert result.returncode == 2 and "rrf, dense or bm25" in result.stderr

@@ -1,0 +1,84 @@
+"""PDF extraction with the real PyMuPDF on generated files."""
+
+from __future__ import annotations
+
+import pytest
+
+import pdfgen
+from ingest.clean import clean_pages, join_hyphenation
+from ingest.pdf import extract_pdf
+from pipeline.errors import IngestError
+
+
+def test_pages_labels_sections_metadata(topic_pdf):
+    doc = extract_pdf(topic_pdf)
+    assert doc.title == "A Book of Small Facts" and doc.author == "Test Author"
+    assert [p.label for p in doc.pages] == ["i", "ii", "1", "2", "3", "4", "5", "6"]
+    assert [p.number for p in doc.pages] == list(range(1, 9))
+    chapters = [s for s in doc.sections if s.title.endswith("Glaciers")]
+    assert len(chapters) == 1 and (chapters[0].page_start, chapters[0].page_end) == (6, 6)
+    # Spans carry the section of the heading that starts them.
+    glacier_spans = [s for s in doc.spans if "U-shaped" in s.text]
+    assert glacier_spans and glacier_spans[0].page == 6 and glacier_spans[0].section_path == ("4 Glaciers",)
+
+
+def test_running_heads_and_folios_removed(topic_pdf):
+    doc = extract_pdf(topic_pdf)
+    for page in doc.pages:
+        assert "field notes" not in page.text
+        assert page.text.splitlines()[-1].strip() != page.label
+
+
+def test_header_detection_keeps_body_and_strips_numbered_heads():
+    topics = ["vectors", "indices", "recycling", "arithmetic", "missing values"]
+    pages = [
+        f"Chapter 2: Vectors {n}\nThe page about {t} starts here.\nSome detail on {t} follows.\n"
+        f"An example of {t} in use.\nA closing remark on {t}."
+        for n, t in zip(range(5, 10), topics)
+    ]
+    cleaned = clean_pages(pages, labels=[str(n) for n in range(5, 10)])
+    assert all(not c.startswith("Chapter 2") for c in cleaned)
+    assert all(c.startswith("The page about") and c.endswith(".") for c in cleaned)
+    assert all(len(c.splitlines()) == 4 for c in cleaned)
+
+
+def test_hyphenation_joined_only_inside_words():
+    assert join_hyphenation("estim-\nate the GPU-\nMemory") == "estimate the GPU-\nMemory"
+
+
+def test_image_only_page_is_reported_not_dropped(tmp_path):
+    doc = extract_pdf(pdfgen.image_only_page_pdf(tmp_path / "scan.pdf"))
+    assert len(doc.pages) == 2
+    assert doc.pages[1].has_text_layer is False
+    assert doc.image_only_pages == [2]
+    assert any("no text layer" in w for w in doc.warnings)
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "truncated", "empty", "text", "missing"])
+def test_bad_files_raise_one_line_ingest_error(tmp_path, topic_pdf, kind):
+    path = tmp_path / f"{kind}.pdf"
+    if kind == "encrypted":
+        pdfgen.encrypted_pdf(path)
+    elif kind == "truncated":
+        pdfgen.truncated_pdf(topic_pdf, path)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("just some notes, renamed to .pdf\n")
+    with pytest.raises(IngestError) as info:
+        extract_pdf(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    expected = {"encrypted": "encrypted", "truncated": "corrupt", "empty": "empty", "text": "not a PDF", "missing": "no such file"}
+    assert expected[kind] in message
+
+
+def test_pdf_without_any_text_is_an_error(tmp_path):
+    import pymupdf
+
+    path = tmp_path / "blank.pdf"
+    doc = pymupdf.open()
+    doc.new_page()
+    doc.save(path)
+    with pytest.raises(IngestError, match="no extractable text"):
+        extract_pdf(path)
