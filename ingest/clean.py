@@ -17,10 +17,9 @@ def _shape(line: str) -> str:
 
 
 def _edge_indices(lines: list[str]) -> list[int]:
-    """Indices of the non-blank lines at the top and bottom; one each side on very short pages."""
+    """Indices of the non-blank lines at the top and bottom of a page."""
     nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
-    n = _EDGE_LINES if len(nonblank) > 2 * _EDGE_LINES else 1
-    return nonblank[:n] + nonblank[-n:]
+    return nonblank[:_EDGE_LINES] + nonblank[-_EDGE_LINES:]
 
 
 def _edges(text: str) -> list[str]:

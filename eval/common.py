@@ -1,0 +1,71 @@
+"""Shared helpers for eval/ scripts: the real books when installed, machine description, KB builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "eval" / "work"  # git-ignored scratch space (knowledge bases built by evals)
+RESULTS = ROOT / "eval" / "results"
+SAMPLE_PDF = ROOT / "tests" / "fixtures" / "gpu-memory-guide.pdf"
+R_MANUALS = Path("/usr/share/R/doc/manual")  # Debian package r-doc-pdf
+
+
+def r_manual(name: str) -> Path | None:
+    """A manual from r-doc-pdf (e.g. "R-intro.pdf") if installed, else None."""
+    path = R_MANUALS / name
+    return path if path.is_file() else None
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        import psutil
+
+        mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    except ImportError:
+        pass
+    gpu = ""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ", GPU " + torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}{gpu}, Python {platform.python_version()}"
+
+
+def load_questions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def build_kb(pdf: Path, name: str, fresh: bool = False):
+    """Ingest ``pdf`` into eval/work/<name> (reused across runs unless ``fresh``); returns the open KB."""
+    import shutil
+
+    from pipeline.config import load_config
+    from pipeline.kb import KnowledgeBase
+    from pipeline.models import enforce_offline
+
+    cfg = load_config(ROOT / "config.yaml")
+    enforce_offline(cfg.offline)
+    kb_dir = WORK / name
+    if fresh and kb_dir.exists():
+        shutil.rmtree(kb_dir)
+    kb = KnowledgeBase(cfg, kb_dir, create=True)
+    outcomes = kb.ingest([pdf])
+    if any(o.failed for o in outcomes):
+        raise SystemExit(f"ingest of {pdf} failed: {outcomes[0].message}")
+    return kb
