@@ -175,3 +175,30 @@ def test_cli_roundtrip_and_reopen_in_new_process(topic_pdf, tmp_path):
     removed = run_cli("--kb", str(kb), "remove", "topics.pdf")
     assert removed.returncode == 0
     assert json.loads(run_cli("--kb", str(kb), "list", "--json").stdout)["documents"] == []
+
+
+def test_hnsw_index_above_threshold(cfg, embedder, topic_pdf, tmp_path):
+    from pipeline.kb import KnowledgeBase
+
+    small = cfg.model_copy(deep=True)
+    small.kb.hnsw_threshold = 3  # the topic book has more chunks than this
+    kb = KnowledgeBase(small, tmp_path / "kb", embedder=embedder, create=True)
+    try:
+        kb.ingest([topic_pdf])
+        dense, _ = kb.load_indexes()
+        assert dense.kind == "hnsw" and dense.index.ntotal == kb.catalog.count_chunks()
+        assert kb.search("Fresnel lens lighthouse", k=1)[0].page_start == 8
+        assert kb.search("Fresnel lens lighthouse", k=1, docs=["topics.pdf"])[0].page_start == 8
+    finally:
+        kb.close()
+
+
+def test_doc_filter_restricts_both_retrievers(kb_factory, topic_pdf, tmp_path):
+    kb = kb_factory()
+    other = pdfgen.long_book(tmp_path / "other.pdf", pages=2, seed=5)
+    kb.ingest([topic_pdf, other])
+    for mode in ("rrf", "dense", "bm25"):
+        hits = kb.search("glaciers carve gradient memory", k=5, fusion=mode, docs=["other.pdf"])
+        assert hits and all(h.path == str(other.resolve()) for h in hits)
+    with pytest.raises(KnowledgeBaseError):
+        kb.search("x", docs=["nope.pdf"])
