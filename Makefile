@@ -25,6 +25,7 @@ DEMO_KB := .syllabus-demo
 SAMPLE := tests/fixtures/gpu-memory-guide.pdf
 
 run: setup
+	$(VENV)/bin/syllabus plan
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(SAMPLE)
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) list
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "How much GPU memory does LoRA fine-tuning of a 7B model need?" -k 3

@@ -89,9 +89,11 @@ def emit_json(data) -> None:
 # Commands live in their own modules and register here.
 from pipeline.commands import kb as _kb_commands  # noqa: E402
 from pipeline.commands import config as _config_commands  # noqa: E402
+from pipeline.commands import planner as _planner_commands  # noqa: E402
 
 _kb_commands.register(app)
 _config_commands.register(app)
+_planner_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

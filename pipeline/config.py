@@ -74,6 +74,133 @@ class RetrievalConfig(_Strict):
         return value
 
 
+class ASRConfig(_Strict):
+    """Speech-to-text (`syllabus transcribe`, and `ingest` of audio/video files)."""
+
+    backend: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    device: str
+    compute_type: str
+    language: str
+    vad: bool
+    beam_size: int = Field(ge=1, le=16)
+    word_timestamps: bool
+    zh_variant: Literal["none", "tw", "hk", "cn"]
+    temperatures: list[float] = Field(min_length=1)
+    compression_ratio_threshold: float | None = Field(gt=0)
+    log_prob_threshold: float | None
+    no_speech_threshold: float | None = Field(ge=0, le=1)
+    condition_on_previous_text: bool
+    prompt_reset_on_temperature: float = Field(ge=0, le=1)
+    initial_prompt: str | None
+    cpu_threads: int = Field(ge=0, le=1024)
+    block_seconds: float = Field(ge=30, le=7200)
+    section_seconds: float = Field(ge=10)
+    formats: list[str] = Field(min_length=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from ingest.asr.registry import available_backends  # a dict of names; no speech library imported
+
+        if value not in available_backends():
+            raise ValueError(f"unknown speech backend {value!r}; valid: {', '.join(available_backends())}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _asr_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {value!r}")
+
+    @field_validator("compute_type")
+    @classmethod
+    def _compute_type(cls, value: str) -> str:
+        from ingest.asr.base import COMPUTE_TYPES
+
+        if value not in COMPUTE_TYPES:
+            raise ValueError(f"unknown compute type {value!r}; valid: {', '.join(COMPUTE_TYPES)}")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        from ingest.asr.base import LANGUAGES
+
+        if value != "auto" and value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; use auto or a Whisper code ({', '.join(LANGUAGES)})")
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        valid = ("srt", "vtt", "txt", "json")
+        bad = [v for v in value if v not in valid]
+        if bad:
+            raise ValueError(f"unknown transcript format(s) {', '.join(bad)}; valid: {', '.join(valid)}")
+        return value
+
+
+class LLMConfig(_Strict):
+    """The language model behind `ask`, `summarize` and `serve` (pipeline/llm)."""
+
+    backend: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    gguf_file: str | None
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8", "int4"]
+    context: int = Field(ge=0, le=1_048_576)
+    max_new_tokens: int = Field(ge=1, le=65536)
+    temperature: float = Field(ge=0, le=5)
+    top_p: float = Field(gt=0, le=1)
+    repetition_penalty: float = Field(ge=1, le=3)
+    seed: int | None
+    threads: int = Field(ge=0, le=1024)
+    base_url: str = Field(min_length=1)
+    api_key_env: str
+    timeout: float = Field(gt=0)
+    retries: int = Field(ge=0, le=20)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_llm_backend(cls, value: str) -> str:
+        from pipeline.llm.base import available_backends  # a dict of names; no model library imported
+
+        if value not in available_backends():
+            raise ValueError(f"unknown LLM backend {value!r}; valid: {', '.join(available_backends())}")
+        return value
+
+
+class PromptsConfig(_Strict):
+    dir: str | None
+
+    @property
+    def path(self) -> Path | None:
+        return Path(os.path.expanduser(self.dir)).resolve() if self.dir else None
+
+
+class AskConfig(_Strict):
+    min_similarity: float = Field(ge=-1, le=1)
+    context_tokens: int = Field(ge=0)
+
+
+class SummarizeConfig(_Strict):
+    level: str
+    min_pages: int = Field(ge=0)
+    max_pages: int = Field(ge=1)
+    window_pages: int = Field(ge=1)
+    chunk_tokens: int = Field(ge=64)
+    summary_tokens: int = Field(ge=16)
+    book_tokens: int = Field(ge=16)
+
+    @field_validator("level")
+    @classmethod
+    def _valid_level(cls, value: str) -> str:
+        if value in ("chapter", "section") or (value.isdigit() and 1 <= int(value) <= 9):
+            return value
+        raise ValueError(f"level must be chapter, section or a table-of-contents depth 1-9, not {value!r}")
+
+
 class Config(_Strict):
     device: str
     offline: bool
@@ -81,6 +208,11 @@ class Config(_Strict):
     chunking: ChunkingConfig
     embedding: EmbeddingConfig
     retrieval: RetrievalConfig
+    llm: LLMConfig
+    prompts: PromptsConfig
+    ask: AskConfig
+    summarize: SummarizeConfig
+    asr: ASRConfig
     # Where the user's values came from (for messages and `syllabus config`); not a setting.
     source: str | None = Field(default=None, exclude=True)
 

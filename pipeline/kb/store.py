@@ -93,7 +93,15 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
 
 
 def extract(path: Path, cfg: Config, cache_dir: Path):
-    """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data."""
+    """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
+
+    Audio and video (by extension, else by probing with PyAV) are transcribed; the rest is PDF."""
+    from ingest.media import is_media
+
+    if is_media(path):
+        from ingest.media_doc import extract_media
+
+        return extract_media(path, cfg, cache_dir)
     from ingest.pdf import extract_pdf
 
     return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
@@ -114,6 +122,7 @@ class KnowledgeBase:
         except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
             raise KnowledgeBaseError(f"cannot open {self.path / CATALOG}: {exc}") from None
         self._embedder = embedder
+        self._embed_model_name: str | None = None
         self._dense = None
         self._lexical = None
 
@@ -145,12 +154,21 @@ class KnowledgeBase:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def embed_model_name(self) -> str:
+        """The embedding model in use (``auto`` resolved by the planner)."""
+        if self._embed_model_name is None:
+            from pipeline.embed import embedding_model_name
+
+            self._embed_model_name = self._embedder.name if self._embedder is not None else embedding_model_name(self.cfg)
+        return self._embed_model_name
+
     def _check_embed_model(self) -> None:
         stored = self.catalog.get_meta("embed_model")
-        if stored is not None and stored != self.cfg.embedding.model and self.catalog.count_chunks():
+        if stored is not None and stored != self.embed_model_name and self.catalog.count_chunks():
             raise KnowledgeBaseError(
                 f"{self.path} was built with embedding model {stored!r} but the config says "
-                f"{self.cfg.embedding.model!r}; use the same model or a new --kb directory"
+                f"{self.embed_model_name!r}; use the same model or a new --kb directory"
             )
 
     # ----- ingest
@@ -213,7 +231,7 @@ class KnowledgeBase:
                 self.catalog.delete_document(existing.id)
             doc_id = self.catalog.insert_document(
                 path=abspath, sha256=sha, kind=doc.kind, title=doc.title, author=doc.author,
-                n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.cfg.embedding.model,
+                n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.embed_model_name,
                 language=doc.language,
                 warnings="\n".join(doc.warnings),
             )
@@ -229,7 +247,7 @@ class KnowledgeBase:
                      embedding=vectors[i].astype(np.float32).tobytes())
                 for i, c in enumerate(chunks)
             ])
-            self.catalog.set_meta("embed_model", self.cfg.embedding.model)
+            self.catalog.set_meta("embed_model", self.embed_model_name)
             self.catalog.bump_generation()
         status = "replaced" if existing is not None else "added"
         return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings)
