@@ -23,12 +23,16 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 
 DEMO_KB := .syllabus-demo
 SAMPLE := tests/fixtures/gpu-memory-guide.pdf
+LECTURE := tests/fixtures/media/lecture.m4a
 
 run: setup
 	$(VENV)/bin/syllabus plan
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(SAMPLE)
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) list
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "How much GPU memory does LoRA fine-tuning of a 7B model need?" -k 3
+	$(VENV)/bin/syllabus transcribe $(LECTURE) -o $(DEMO_KB)/transcripts --format srt,txt,json
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(LECTURE)
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "how many bytes per parameter does training with Adam take" -k 2
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -38,6 +42,8 @@ bench: setup
 
 eval: setup
 	$(PY) eval/retrieval_eval.py
+	$(PY) eval/asr_eval.py
+	$(PY) eval/vram_eval.py
 
 sample: setup
 	$(PY) tests/fixtures/make_sample_pdf.py

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+
 from ingest.transcript import Transcript, from_dict, to_json
 from ingest.types import ExtractedDocument, Section, Span
 from pipeline.atomic import atomic_write_text

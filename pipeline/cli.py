@@ -90,10 +90,12 @@ def emit_json(data) -> None:
 from pipeline.commands import kb as _kb_commands  # noqa: E402
 from pipeline.commands import config as _config_commands  # noqa: E402
 from pipeline.commands import planner as _planner_commands  # noqa: E402
+from pipeline.commands import transcribe as _transcribe_commands  # noqa: E402
 
 _kb_commands.register(app)
 _config_commands.register(app)
 _planner_commands.register(app)
+_transcribe_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,8 @@ def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) 
     (keys of ASRConfig; ``None`` values are ignored)."""
     values = asr.model_dump()
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values["model"] == "auto":
+        values["model"] = planned_model(offline)
     model = ModelOptions(model=values["model"], device=values["device"], compute_type=values["compute_type"],
                          cpu_threads=values["cpu_threads"], cache_dir=cache_dir, offline=offline)
     decode = DecodeOptions(
@@ -38,6 +40,18 @@ def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) 
         initial_prompt=values["initial_prompt"],
     )
     return values["backend"], model, decode
+
+
+def planned_model(offline: bool = True) -> str:
+    """``model: auto``: the speech model the resource planner picks for this machine (`syllabus plan`)."""
+    import logging
+    from types import SimpleNamespace
+
+    from pipeline.planner.plan import resolve_auto
+
+    choice = resolve_auto("speech", SimpleNamespace(offline=offline))  # it reads only .offline
+    logging.getLogger(__name__).info("asr model auto: %s", choice["explanation"])
+    return choice["model"]
 
 
 def transcribe_file(*args, **kwargs):

@@ -64,7 +64,7 @@ class DecodeOptions:
     """
 
     language: str | None = None  # None: detect from the first 30 s
-    beam_size: int = 1  # 1 = greedy
+    beam_size: int = 3  # 1 = greedy; 3 is nearly as fast with int8 and more accurate (config.yaml)
     vad: bool = True  # Silero VAD skips silence (faster-whisper)
     word_timestamps: bool = False
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

@@ -52,9 +52,7 @@ def resolve_compute_type(requested: str, device: str, notify=None) -> str:
     if fallback not in supported:
         fallback = "float32"
     message = f"{requested} is not supported on {device}; using {fallback} instead"
-    log.warning(message)
-    if notify:
-        notify(message)
+    (notify or log.warning)(message)
     return fallback
 
 

@@ -119,9 +119,7 @@ class OpenAIWhisperBackend(Backend):
         import whisper
 
         def loud(message: str) -> None:
-            log.warning(message)
-            if notify:
-                notify(message)
+            (notify or log.warning)(message)
 
         name, location = resolve_checkpoint(options.model, options.cache_dir, options.offline)
         device = resolve_torch_device(options.device)

@@ -53,14 +53,6 @@ def bundled_name(model: str) -> str | None:
     return ALIASES.get(model)
 
 
-def _sha256(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def assemble_base(cache_dir: Path | None = None) -> Path:
     """The bundled base model as one CTranslate2 folder in the cache, joined and checked once.
 

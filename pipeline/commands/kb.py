@@ -80,13 +80,18 @@ def _location(h) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        files: List[Path] = typer.Argument(..., help="PDF files to add or update.", show_default=False),
+        files: List[Path] = typer.Argument(..., help="PDF, audio or video files to add or update.", show_default=False),
         as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
     ) -> None:
         """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
 
+        Audio and video files (mp4, mkv, webm, mov, mp3, m4a, wav, flac, ogg, ...) are transcribed
+        with the asr settings (or their cached transcript is reused) and indexed in time windows, so
+        hits cite times such as 12:31–13:05.
+
         Examples:
           syllabus ingest book.pdf notes/*.pdf
+          syllabus ingest lecture.mp4 talk.m4a
           syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
         """
         from pipeline.cli import STATE, emit_json, err
