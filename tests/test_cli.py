@@ -43,3 +43,14 @@ def test_verbose_shows_traceback(tmp_path):
 def test_bad_mode_is_usage_error(tmp_path):
     result = run_cli("--kb", str(tmp_path), "search", "x", "--mode", "magic")
     assert result.returncode == 2 and "rrf, dense or bm25" in result.stderr
+
+
+def test_ingest_expands_folders_to_supported_files(tmp_path):
+    from pipeline.commands.kb import expand_inputs
+
+    (tmp_path / "sub").mkdir()
+    for name in ("b.pdf", "sub/a.PDF", "sub/talk.m4a", "notes.txt", ".hidden.pdf"):
+        (tmp_path / name).write_bytes(b"x")
+    single = tmp_path / "notes.txt"
+    got = expand_inputs([tmp_path, single])
+    assert got == [tmp_path / "b.pdf", tmp_path / "sub/a.PDF", tmp_path / "sub/talk.m4a", single]

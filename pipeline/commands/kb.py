@@ -77,10 +77,24 @@ def _location(h) -> str:
     return ""
 
 
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Folders become the PDFs and media files inside them (recursively, sorted); files stay as given."""
+    from ingest.media import MEDIA_EXTENSIONS
+
+    wanted = MEDIA_EXTENSIONS | {".pdf"}
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in wanted and not f.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        files: List[Path] = typer.Argument(..., help="PDF, audio or video files to add or update.", show_default=False),
+        files: List[Path] = typer.Argument(..., help="PDF, audio or video files (or folders of them) to add or update.", show_default=False),
         as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
     ) -> None:
         """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
@@ -92,13 +106,19 @@ def register(app: typer.Typer) -> None:
         Examples:
           syllabus ingest book.pdf notes/*.pdf
           syllabus ingest lecture.mp4 talk.m4a
+          syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
           syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
         """
         from pipeline.cli import STATE, emit_json, err
         from pipeline.kb import KnowledgeBase
 
+        from pipeline.errors import SyllabusError
+
         cfg = STATE.config()
         started = time.perf_counter()
+        files = expand_inputs(files)
+        if not files:
+            raise SyllabusError("no PDF or media files found in the given folders")
         with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
             if STATE.quiet or as_json:
                 outcomes = kb.ingest(files)
