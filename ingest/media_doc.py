@@ -18,17 +18,10 @@ from pathlib import Path
 from ingest.transcript import Transcript, from_dict, to_json
 from ingest.types import ExtractedDocument, Section, Span
 from pipeline.atomic import atomic_write_text
+from pipeline.kb.store import sha256_file
 from pipeline.timefmt import span as time_span
 
 log = logging.getLogger(__name__)
-
-
-def _sha256(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_key(sha256: str, backend: str, model: str, settings: dict) -> str:
@@ -82,7 +75,7 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     name, model_options, decode = options_from_config(cfg.asr, offline=cfg.offline, cache_dir=cache_dir)
     backend_info(name)  # unknown names fail before any hashing
     settings = {**decode.fingerprint(), "zh_variant": cfg.asr.zh_variant, "compute_type": cfg.asr.compute_type}
-    key = cache_key(_sha256(path), name, cfg.asr.model, settings)
+    key = cache_key(sha256_file(path), name, cfg.asr.model, settings)
     folder = cache_dir / "transcripts"
     cached = folder / f"{key}.json"
     if cached.is_file():

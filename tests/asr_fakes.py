@@ -57,9 +57,7 @@ class FakeBackend(Backend):
 
     @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "FakeBackend":
-        b = cls()
-        b.model_name, b.device, b.compute_type = f"fake-{options.model}", "cpu", "int8"
-        return b
+        return cls(None, f"fake-{options.model}", "cpu", "int8")
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions):
         length = len(audio) / 16_000

@@ -111,6 +111,10 @@ class Backend:
     device: str = ""
     compute_type: str = ""
 
+    def __init__(self, model, model_name: str, device: str, compute_type: str):
+        self.model = model  # the library's loaded model object
+        self.model_name, self.device, self.compute_type = model_name, device, compute_type
+
     @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "Backend":
         """Load the model. ``notify(message)`` reports loud fallbacks (e.g. an unsupported precision)."""

@@ -60,10 +60,6 @@ class FasterWhisperBackend(Backend):
     name = "faster-whisper"
     supports_vad = True
 
-    def __init__(self, model, model_name: str, device: str, compute_type: str):
-        self.model = model
-        self.model_name, self.device, self.compute_type = model_name, device, compute_type
-
     @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "FasterWhisperBackend":
         from faster_whisper import WhisperModel

@@ -109,10 +109,6 @@ class OpenAIWhisperBackend(Backend):
     name = "openai-whisper"
     supports_vad = False
 
-    def __init__(self, model, model_name: str, device: str, compute_type: str):
-        self.model = model
-        self.model_name, self.device, self.compute_type = model_name, device, compute_type
-
     @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "OpenAIWhisperBackend":
         import torch
