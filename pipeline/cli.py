@@ -88,11 +88,15 @@ def emit_json(data) -> None:
 
 # Commands live in their own modules and register here.
 from pipeline.commands import kb as _kb_commands  # noqa: E402
+from pipeline.commands import llm as _llm_commands  # noqa: E402
+from pipeline.commands import summarize as _summarize_commands  # noqa: E402
 from pipeline.commands import config as _config_commands  # noqa: E402
 from pipeline.commands import planner as _planner_commands  # noqa: E402
 from pipeline.commands import transcribe as _transcribe_commands  # noqa: E402
 
 _kb_commands.register(app)
+_llm_commands.register(app)
+_summarize_commands.register(app)
 _config_commands.register(app)
 _planner_commands.register(app)
 _transcribe_commands.register(app)

@@ -186,7 +186,7 @@ class AskConfig(_Strict):
 
 class SummarizeConfig(_Strict):
     level: str
-    min_pages: int = Field(ge=0)
+    min_tokens: int = Field(ge=0)
     max_pages: int = Field(ge=1)
     window_pages: int = Field(ge=1)
     chunk_tokens: int = Field(ge=64)

@@ -1,0 +1,186 @@
+"""Answers from the knowledge base with numbered citations to pages (or lecture times).
+
+hybrid retrieval → confidence check → passages packed into the model's context (its own tokens,
+room left for the answer) → ``prompts/<lang>/answer.txt`` → streamed answer citing ``[n]``. Each
+``[n]`` maps to a passage: document, printed page label (physical page too), section, or mm:ss–mm:ss
+for a transcript. When no passage is close enough to the question, no model is asked: the reply says
+it was not found, in the question's language, and lists the closest passages.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from pipeline.llm.base import LLM, GenerationOptions, TextStream
+from pipeline.packing import DoesNotFit, fit_prompt
+from pipeline.prompting import PromptSet, detect_language
+from pipeline.timefmt import span as time_span
+
+_CITE = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+
+
+@dataclass
+class Citation:
+    n: int
+    doc: str  # title
+    path: str
+    page_label: str | None  # printed label of the first page ("12", "iv")
+    page: int | None  # physical page (1-based)
+    page_end: int | None
+    page_label_end: str | None
+    section: str
+    time: str | None  # "mm:ss–mm:ss" for transcripts
+    text: str  # the passage as given to the model (perhaps trimmed to fit)
+    similarity: float  # cosine of question and passage embeddings
+    cited: bool = False  # the answer refers to [n]
+
+    @property
+    def where(self) -> str:
+        if self.page is not None:
+            label = self.page_label or str(self.page)
+            out = f"p. {label}" if self.page_end in (None, self.page) else f"pp. {label}–{self.page_label_end or self.page_end}"
+            return out + (f" (pdf p. {self.page})" if label != str(self.page) else "")
+        return self.time or ""
+
+
+@dataclass
+class Prepared:
+    question: str
+    language: str
+    found: bool
+    messages: list[dict]
+    citations: list[Citation]  # the passages in the prompt, numbered; or the closest ones when not found
+    context_tokens: int
+    best_similarity: float
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    language: str
+    citations: list[Citation]
+    timings: dict
+    model: dict
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    best_similarity: float = 0.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["citations"] = [dict(asdict(c), where=c.where) for c in self.citations]
+        return data
+
+
+def similarities(kb, question: str, hits) -> list[float]:
+    """Cosine of the question and each hit (embeddings are unit length: a dot product)."""
+    if not hits:
+        return []
+    query = np.asarray(kb.embedder.encode_query(question), dtype=np.float32).ravel()
+    ids = [h.chunk_id for h in hits]
+    marks = ",".join("?" for _ in ids)
+    rows = dict(kb.catalog.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", ids).fetchall())
+    out = []
+    for h in hits:
+        blob = rows.get(h.chunk_id)
+        out.append(float(np.frombuffer(blob, dtype=np.float32) @ query) if blob else 0.0)
+    return out
+
+
+def format_passage(c: Citation) -> str:
+    head = f"[{c.n}] {c.doc}"
+    if c.where:
+        head += f", {c.where}"
+    if c.section:
+        head += f" — {c.section.split(' > ')[-1]}"
+    return f"{head}\n{c.text.strip()}"
+
+
+def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None = None,
+            docs: list[str] | None = None, max_new_tokens: int | None = None) -> Prepared:
+    question = " ".join(question.split())
+    timings: dict = {}
+    t0 = time.perf_counter()
+    hits = kb.search(question, k=k or cfg.retrieval.k, docs=docs)
+    timings["retrieve_s"] = round(time.perf_counter() - t0, 4)
+    sims = similarities(kb, question, hits)
+    best = max(sims, default=0.0)
+    language = detect_language(question)
+    citations = [
+        Citation(
+            n=i + 1, doc=h.title, path=h.path, page_label=h.page_label, page=h.page_start, page_end=h.page_end,
+            page_label_end=h.page_label_end, section=h.section, time=time_span(h.t_start, h.t_end) if h.t_start is not None else None,
+            text=h.text, similarity=round(s, 4),
+        )
+        for i, (h, s) in enumerate(zip(hits, sims))
+    ]
+    if not hits or best < cfg.ask.min_similarity:
+        return Prepared(question, language, False, prompts.render("not_found", language, question=question),
+                        citations, 0, best, timings)
+    t1 = time.perf_counter()
+    reserve = max_new_tokens or cfg.llm.max_new_tokens
+
+    def build(passages: list[str]) -> list[dict]:
+        return prompts.render("answer", language, question=question, passages="\n\n".join(passages))
+
+    blocks = [format_passage(c) for c in citations]
+    messages, used = fit_prompt(build, blocks, llm.count_chat_tokens, llm.count_tokens, llm.context_length, reserve,
+                                cap=cfg.ask.context_tokens)
+    if not used:
+        raise DoesNotFit(
+            f"the model's context of {llm.context_length} tokens leaves no room for a passage after the instructions, "
+            f"the question and {reserve} answer tokens; raise llm.context or lower llm.max_new_tokens"
+        )
+    kept = citations[: len(used)]
+    for c, block in zip(kept, used):
+        if block != blocks[c.n - 1]:  # the last passage was trimmed to fit: cite what the model saw
+            c.text = block.split("\n", 1)[1] if "\n" in block else ""
+    timings["pack_s"] = round(time.perf_counter() - t1, 4)
+    return Prepared(question, language, True, messages, kept, sum(llm.count_tokens(b) for b in used), best, timings)
+
+
+def cited_numbers(text: str) -> set[int]:
+    """Numbers the answer cites: [1], [2, 3], [4; 5]."""
+    found: set[int] = set()
+    for m in _CITE.finditer(text):
+        found.update(int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)))
+    return found
+
+
+def stream_answer(llm: LLM, prepared: Prepared, options: GenerationOptions) -> TextStream:
+    return llm.stream(prepared.messages, options)
+
+
+def finish(prepared: Prepared, text: str, stream: TextStream | None, llm: LLM, started: float,
+           stream_started: float | None = None) -> Answer:
+    """The answer with citation flags and timings (seconds from ``started``, the question's arrival)."""
+    text = text.strip()
+    if prepared.found:
+        numbers = cited_numbers(text)
+        for c in prepared.citations:
+            c.cited = c.n in numbers
+    timings = dict(prepared.timings)
+    stats = stream.stats if stream is not None else None
+    if stats is not None:
+        offset = (stream_started - started) if stream_started is not None else 0.0
+        timings["first_token_s"] = round(offset + stats.first_token_s, 4) if stats.first_token_s is not None else None
+        timings["generate_s"] = round(stats.seconds, 4)
+        if stats.decode_tokens_per_s:
+            timings["decode_tokens_per_s"] = round(stats.decode_tokens_per_s, 1)
+    timings["total_s"] = round(time.perf_counter() - started, 4)
+    return Answer(
+        question=prepared.question, answer=text, found=prepared.found, language=prepared.language,
+        citations=prepared.citations, timings=timings, model=llm.describe(),
+        prompt_tokens=stats.prompt_tokens if stats else 0, completion_tokens=stats.completion_tokens if stats else 0,
+        best_similarity=round(prepared.best_similarity, 4),
+    )
+
+
+def not_found_text(prepared: Prepared) -> str:
+    return prepared.messages[-1]["content"]

@@ -1,0 +1,199 @@
+"""A lean CPU decoder for Llama-family models (Llama, SmolLM, Mistral, Qwen2).
+
+``model.generate`` spends most of a CPU decode step outside the matrix products: a growing
+DynamicCache concatenated every token, mask building, dozens of small ops per layer, logits
+processors. For a small model that overhead is larger than the arithmetic. This module runs the same
+weights with:
+
+- a static KV cache allocated once (no concatenation, no reallocation);
+- fused q/k/v and gate/up projections, the attention scale folded into the query weights, RoPE as
+  three ops, decode attention as two small batched matmuls (grouped-query heads share K and V);
+- weight-only int8/int4 or bf16 matrices (:mod:`pipeline.llm.quant`): decoding streams every weight
+  once per token, so fewer bytes per weight is the main lever; prompts, which are bound by arithmetic
+  instead, run on a bf16 copy of the layers while that copy is small (under 1 GB).
+
+Logits match the transformers implementation to float rounding in fp32 (a test checks it). Models with
+anything this module does not implement (rope scaling, sliding windows, other activations) are
+refused by :func:`unsupported` and run through ``model.generate`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.llm.quant import PREFILL_COPY_MAX_BYTES, DenseLinear, Int8Linear, Linear, kernel_available, make_linear
+
+ARCHITECTURES = ("llama", "mistral", "qwen2")
+
+
+def unsupported(config) -> str | None:
+    """Why this config cannot run here, or None when it can."""
+    if getattr(config, "model_type", None) not in ARCHITECTURES:
+        return f"architecture {getattr(config, 'model_type', '?')!r} (fast path: {', '.join(ARCHITECTURES)})"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act}"
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
+        return f"rope scaling {rope.get('rope_type') or rope.get('type')}"
+    if getattr(config, "use_sliding_window", False) or (
+        getattr(config, "model_type", "") == "mistral" and getattr(config, "sliding_window", None)
+        and config.sliding_window < config.max_position_embeddings
+    ):
+        return "sliding-window attention"
+    if getattr(config, "mlp_bias", False):
+        return "MLP biases"
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if head_dim % 2:
+        return "odd head dimension"
+    return None
+
+
+def _rope_theta(config) -> float:
+    rope = getattr(config, "rope_parameters", None) or {}
+    return float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+class _Layer:
+    __slots__ = ("ln1", "ln2", "qkv", "o", "gate_up", "down")
+
+
+class FastDecoder:
+    """Prefill and single-token steps over a static cache of ``max_len`` positions (batch 1)."""
+
+    def __init__(self, hf_model, kind: str, max_len: int):
+        cfg = hf_model.config
+        self.kind = kind
+        self.n_layers = cfg.num_hidden_layers
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.hidden = cfg.hidden_size
+        self.inter = cfg.intermediate_size
+        self.eps = float(cfg.rms_norm_eps)
+        self.max_len = max_len
+        head_kind = "int8" if kind == "int4" else kind  # see quant.py: an int4 head costs accuracy
+        base = hf_model.model
+        scale = 1.0 / math.sqrt(self.head_dim)
+        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        self.layers: list[_Layer] = []
+        n_params = sum(p.numel() for p in base.layers.parameters())
+        dense_prefill = kind in ("int4", "int8") and n_params * 2 <= PREFILL_COPY_MAX_BYTES and kernel_available("bf16")
+        with torch.no_grad():
+            for block in base.layers:
+                att, mlp = block.self_attn, block.mlp
+                w = torch.cat([att.q_proj.weight.float() * scale, att.k_proj.weight.float(), att.v_proj.weight.float()])
+                b = None
+                if att.q_proj.bias is not None:
+                    b = torch.cat([att.q_proj.bias.float() * scale, att.k_proj.bias.float(), att.v_proj.bias.float()])
+                layer = _Layer()
+                layer.ln1 = block.input_layernorm.weight.detach().float().clone()
+                layer.ln2 = block.post_attention_layernorm.weight.detach().float().clone()
+                layer.qkv = make_linear(w, b, kind, dense_prefill)
+                layer.o = make_linear(att.o_proj.weight.float(), None, kind, dense_prefill)
+                gate_up = torch.cat([mlp.gate_proj.weight.float(), mlp.up_proj.weight.float()])
+                layer.gate_up = make_linear(gate_up, None, kind, dense_prefill)
+                layer.down = make_linear(mlp.down_proj.weight.float(), None, kind, dense_prefill)
+                self.layers.append(layer)
+            self.norm = base.norm.weight.detach().float().clone()
+            head_w = hf_model.lm_head.weight.detach().float()
+            self.head: Linear = make_linear(head_w, None, head_kind)
+            tied = hf_model.lm_head.weight.data_ptr() == base.embed_tokens.weight.data_ptr()
+            if tied and isinstance(self.head, Int8Linear):
+                self.embed = None  # rows of the int8 head serve as the embedding table
+            elif tied and isinstance(self.head, DenseLinear):
+                self.embed = self.head.weight
+            else:
+                self.embed = base.embed_tokens.weight.detach().to(torch.bfloat16 if kind != "fp32" else torch.float32).clone()
+        self.q_size, self.kv_size = q_size, kv_size
+        # RoPE tables (max_len, head_dim), rotate-half form: x*cos + roll(x, D/2)*sin_signed.
+        half = self.head_dim // 2
+        inv = 1.0 / (_rope_theta(cfg) ** (torch.arange(0, half, dtype=torch.float64) * 2 / self.head_dim))
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv)
+        angles = torch.cat([angles, angles], dim=-1)
+        self.cos = angles.cos().float()
+        sign = torch.cat([-torch.ones(half), torch.ones(half)]).double()
+        self.sin = (angles.sin() * sign).float()
+        # Static KV cache: (layers, kv heads, positions, head_dim), fp32: 30 x 3 x 4096 x 64 x 4 B x 2 = 189 MB
+        # for SmolLM2-135M at 4096 positions.
+        self.k_cache = torch.zeros(self.n_layers, self.n_kv, max_len, self.head_dim)
+        self.v_cache = torch.zeros(self.n_layers, self.n_kv, max_len, self.head_dim)
+        self.tokens: list[int] = []  # what the cache holds, position by position
+
+    @property
+    def weight_bytes(self) -> int:
+        shared = self.embed is None or self.embed is getattr(self.head, "weight", None)
+        total = self.head.nbytes + (0 if shared else self.embed.numel() * self.embed.element_size())
+        for layer in self.layers:
+            total += layer.qkv.nbytes + layer.o.nbytes + layer.gate_up.nbytes + layer.down.nbytes
+        return total
+
+    @property
+    def decode_weight_bytes(self) -> int:
+        """Bytes streamed per generated token (the int layers, not their bf16 prompt copy)."""
+        shared = self.embed is None or self.embed is getattr(self.head, "weight", None)
+        total = self.head.nbytes + (0 if shared else self.embed.numel() * self.embed.element_size())
+        for layer in self.layers:
+            total += sum(getattr(m, "decode", m).nbytes for m in (layer.qkv, layer.o, layer.gate_up, layer.down))
+        return total
+
+    def reset(self) -> None:
+        self.tokens = []
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.embed is None:
+            return self.head.rows(ids)  # type: ignore[union-attr]
+        return self.embed[ids].float()
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int]) -> torch.Tensor:
+        """Run ``ids`` after the cached tokens; logits (vocab,) fp32 for the last position."""
+        p0, T = len(self.tokens), len(ids)
+        n = p0 + T
+        if n > self.max_len:
+            raise ValueError(f"{n} tokens exceed the cache of {self.max_len}")
+        H, KV, D = self.n_heads, self.n_kv, self.head_dim
+        x = self._embed(torch.tensor(ids, dtype=torch.long))  # (T, C)
+        cos, sin = self.cos[p0:n, None], self.sin[p0:n, None]  # (T, 1, D)
+        mask = None
+        if T > 1 and p0 > 0:  # causal, shifted by the cached prefix
+            mask = torch.ones(T, n, dtype=torch.bool).tril(diagonal=p0)
+        for i, layer in enumerate(self.layers):
+            h = F.rms_norm(x, (self.hidden,), layer.ln1, self.eps)
+            qkv = layer.qkv(h).float()  # (T, (H + 2 KV) D)
+            qk = qkv[:, : self.q_size + self.kv_size].view(T, H + KV, D)
+            qk = torch.addcmul(qk * cos, torch.roll(qk, D // 2, dims=-1), sin)  # RoPE on q and k at once
+            self.k_cache[i, :, p0:n] = qk[:, H:].transpose(0, 1)
+            self.v_cache[i, :, p0:n] = qkv[:, self.q_size + self.kv_size :].view(T, KV, D).transpose(0, 1)
+            k, v = self.k_cache[i, :, :n], self.v_cache[i, :, :n]  # (KV, n, D)
+            if T == 1:
+                q = qk[0, :H].view(KV, H // KV, D)  # query heads grouped by the K/V head they share
+                scores = torch.bmm(q, k.transpose(1, 2))  # (KV, G, n); the 1/sqrt(D) is in W_q
+                att = torch.bmm(torch.softmax(scores, dim=-1), v).view(1, H * D)
+            else:
+                q = qk[:, :H].transpose(0, 1)  # (H, T, D)
+                att = F.scaled_dot_product_attention(
+                    q[None], k[None], v[None], attn_mask=mask, is_causal=mask is None, scale=1.0, enable_gqa=KV != H,
+                )[0].transpose(0, 1).reshape(T, H * D)
+            x.add_(layer.o(att))  # int kernels return bf16; the residual stream stays fp32
+            h = F.rms_norm(x, (self.hidden,), layer.ln2, self.eps)
+            gu = layer.gate_up(h)  # (T, 2 I), in the kernel's dtype
+            x.add_(layer.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :]))
+        self.tokens.extend(ids)
+        return self.head(F.rms_norm(x[-1:], (self.hidden,), self.norm, self.eps))[0].float()
+
+    def prefill(self, ids: list[int], chunk: int = 1024) -> torch.Tensor:
+        """Logits after ``ids`` from an empty cache; long prompts go in chunks (bounded activations).
+
+        The cache is not reused across prompts on purpose: a shared prefix computed in another chunking
+        can differ in the last bits (bf16/int kernels), and the same prompt must give the same answer."""
+        self.tokens = []
+        logits = None
+        for start in range(0, len(ids), chunk):
+            logits = self.forward(ids[start : start + chunk])
+        return logits
+
+    def step(self, token: int) -> torch.Tensor:
+        return self.forward([token])

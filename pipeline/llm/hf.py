@@ -1,0 +1,334 @@
+"""The ``transformers`` backend: the bundled GGUF, any Hugging Face model folder or hub id, any GGUF.
+
+On a CPU, Llama-family models decode through :mod:`pipeline.llm.fastlm` (static KV cache, weight-only
+int4/int8/bf16 kernels); anything else, and every CUDA device, uses ``model.generate`` with a
+streamer. Precision (``llm.precision``):
+
+- ``auto``: CPU: int4 when the source is a ≤ 4-bit GGUF (the file's own precision: its layers are
+  already 4-bit, the int4 kernels keep its 32-value groups), else bf16 when the CPU computes bf16
+  natively, else fp32. CUDA: bf16, or fp16 on cards without bf16.
+- ``fp32``, ``bf16``, ``fp16``: dense weights. fp16 matrix products are slow on CPUs: bf16 is used
+  instead, with a note.
+- ``int8``, ``int4``: weight-only quantization. CPU: PyTorch's int8/int4 kernels (fast path only);
+  CUDA: bitsandbytes LLM.int8 / NF4 when installed, else bf16/fp16 with a note.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from typing import Iterator
+
+from pipeline.errors import ModelNotAvailable
+from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, Messages, TextStream, stream_with_stats
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
+
+
+def cpu_has_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(requested: str, device: str, gguf_4bit: bool, notify=None) -> str:
+    """The precision to run, with a note whenever the request cannot be honoured as asked."""
+    import torch
+
+    say = notify or (lambda msg: log.warning(msg))
+    if device.startswith("cuda"):
+        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if requested == "auto":
+            return half
+        if requested in ("int8", "int4") and importlib.util.find_spec("bitsandbytes") is None:
+            say(f"{requested} on CUDA needs bitsandbytes (pip install bitsandbytes); using {half} instead")
+            return half
+        return requested
+    from pipeline.llm.quant import kernel_available
+
+    if requested == "auto":
+        if gguf_4bit and kernel_available("int4"):
+            return "int4"
+        return "bf16" if cpu_has_bf16() and kernel_available("bf16") else "fp32"
+    if requested == "fp16":
+        fallback = "bf16" if cpu_has_bf16() else "fp32"
+        say(f"fp16 matrix products are slow on CPUs; using {fallback} instead")
+        return fallback
+    if requested in ("int4", "int8") and not kernel_available(requested):
+        fallback = "int8" if requested == "int4" and kernel_available("int8") else "fp32"
+        say(f"this PyTorch build has no CPU {requested} kernel; using {fallback} instead")
+        return fallback
+    if requested == "bf16" and not cpu_has_bf16():
+        say("this CPU has no native bf16 (AVX512-BF16/AMX); bf16 will be slow")
+    return requested
+
+
+class TransformersLLM(LLM):
+    backend = "transformers"
+
+    def __init__(self, tokenizer, model, fast, name: str, device: str, precision: str, context: int,
+                 eos_ids: tuple[int, ...] = ()):
+        self.tokenizer = tokenizer
+        self.model = model  # None when the fast decoder holds the weights
+        self.fast = fast
+        self.name = name
+        self.device = device
+        self.precision = precision
+        self._context = context
+        self._lock = threading.Lock()  # one generation at a time: the KV cache is shared state
+        eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>"):
+            tid = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+                eos.add(tid)
+        eos.update(eos_ids or _generation_eos(model))
+        self.eos_ids = eos
+
+    # ----- loading
+    @classmethod
+    def load(cls, llm_cfg, ctx: LoadContext) -> "TransformersLLM":
+        import torch
+
+        from pipeline.llm.convert import converted_gguf, resolve_source
+
+        if llm_cfg.threads:
+            torch.set_num_threads(llm_cfg.threads)
+        source = resolve_source(llm_cfg.model, llm_cfg.gguf_file, ctx.offline)
+        notify = ctx.notify
+        gguf_4bit = source.gguf_4bit
+        if source.kind == "gguf":
+            folder, marker = converted_gguf(source, ctx.cache_dirs, notify)
+            location, gguf_4bit = str(folder), bool(marker.get("gguf_4bit", gguf_4bit))
+        else:
+            location = source.location
+        device = ctx.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        precision = resolve_precision(llm_cfg.precision, device, gguf_4bit, notify)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            if device.startswith("cuda"):
+                model = AutoModelForCausalLM.from_pretrained(location, **_cuda_kwargs(precision, device)).eval()
+            else:
+                model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
+        except OSError as exc:
+            raise ModelNotAvailable(f"cannot load LLM {llm_cfg.model!r}: {exc}") from None
+        window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        context = min(llm_cfg.context, window) if llm_cfg.context else window
+        fast = None
+        eos_ids = _generation_eos(model)
+        if not device.startswith("cuda"):
+            from pipeline.llm.fastlm import FastDecoder, unsupported
+
+            why = unsupported(model.config)
+            if why is None:
+                fast = FastDecoder(model, precision, context)
+                model = None  # the decoder holds its own copy of the weights
+            elif precision == "bf16":
+                model = model.to(torch.bfloat16)
+            elif precision != "fp32":
+                (notify or log.warning)(f"{source.name}: {why} is not on the fast CPU path, which {precision} needs; "
+                                        "running fp32 with model.generate")
+                precision = "fp32"
+        return cls(tokenizer, model, fast, source.name, device, precision, context, eos_ids)
+
+    # ----- contract
+    @property
+    def context_length(self) -> int:
+        return self._context
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def chat_template(self, messages: Messages) -> str:
+        msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        # A base model without a template: plain text turns.
+        return "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in msgs) + "Assistant:"
+
+    def count_chat_tokens(self, messages: Messages) -> int:
+        return len(self._prompt_ids(messages))
+
+    def _prompt_ids(self, messages: Messages) -> list[int]:
+        # The template already carries the special tokens (BOS, <|im_start|>): add none.
+        return self.tokenizer.encode(self.chat_template(messages), add_special_tokens=False)
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.update(device=self.device, precision=self.precision, fast_path=self.fast is not None)
+        if self.fast is not None:
+            info["weight_mb"] = round(self.fast.weight_bytes / 1e6, 1)
+            info["decode_weight_mb"] = round(self.fast.decode_weight_bytes / 1e6, 1)
+        return info
+
+    def stream(self, messages: Messages, options: GenerationOptions) -> TextStream:
+        ids = self._prompt_ids(messages)
+        return self.stream_ids(ids, options)
+
+    def stream_ids(self, ids: list[int], options: GenerationOptions) -> TextStream:
+        if len(ids) >= self._context:
+            from pipeline.packing import DoesNotFit
+
+            raise DoesNotFit(f"a prompt of {len(ids)} tokens does not fit the model's context of {self._context}")
+        budget = min(options.max_new_tokens, self._context - len(ids))
+
+        def produce(stats: GenerationStats) -> Iterator[str]:
+            stats.prompt_tokens = len(ids)
+            with self._lock:
+                tokens = self._fast_tokens(ids, budget, options) if self.fast is not None else self._hf_tokens(ids, budget, options)
+                yield from _detokenize(self.tokenizer, tokens, options.stop, stats, budget)
+
+        return stream_with_stats(produce)
+
+    # ----- decoding
+    def _fast_tokens(self, ids: list[int], budget: int, options: GenerationOptions) -> Iterator[int]:
+        import torch
+
+        generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
+        logits = self.fast.prefill(ids)
+        produced: list[int] = []
+        for _ in range(budget):
+            token = _pick(logits, produced, options, generator)
+            if token in self.eos_ids:
+                return
+            produced.append(token)
+            yield token
+            if len(produced) < budget:
+                logits = self.fast.step(token)
+
+    def _hf_tokens(self, ids: list[int], budget: int, options: GenerationOptions) -> Iterator[int]:
+        """``model.generate`` in a thread, tokens handed over through a queue (CUDA, other architectures)."""
+        import queue
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        handoff: "queue.Queue[object]" = queue.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        class _Relay(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                handoff.put(int(input_ids[0, -1]))
+                return torch.tensor([cancelled.is_set()], device=input_ids.device)
+
+        kwargs = dict(max_new_tokens=budget, do_sample=options.temperature > 0, pad_token_id=self.tokenizer.eos_token_id,
+                      eos_token_id=sorted(self.eos_ids) or None, stopping_criteria=StoppingCriteriaList([_Relay()]))
+        if options.temperature > 0:
+            kwargs.update(temperature=options.temperature, top_p=options.top_p)
+        if options.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = options.repetition_penalty
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        inputs = torch.tensor([ids], device=self.model.device)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    self.model.generate(inputs, attention_mask=torch.ones_like(inputs), **kwargs)
+            except BaseException as exc:  # surfaced in the consumer
+                failure.append(exc)
+            finally:
+                handoff.put(done)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            while (item := handoff.get()) is not done:
+                if item in self.eos_ids:
+                    continue
+                yield item  # type: ignore[misc]
+        finally:
+            cancelled.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+
+    def close(self) -> None:
+        self.model = None
+        self.fast = None
+
+
+def _generation_eos(model) -> tuple[int, ...]:
+    """End-of-turn ids from the model's generation config (e.g. Llama 3's <|eot_id|>)."""
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return tuple(extra) if isinstance(extra, list) else (extra,) if isinstance(extra, int) else ()
+
+
+def _pick(logits, produced: list[int], options: GenerationOptions, generator) -> int:
+    """Next token from last-position logits (vocab,) fp32: greedy or temperature + top-p sampling."""
+    import torch
+
+    if options.repetition_penalty != 1.0 and produced:
+        # Penalize tokens of the answer so far (CTRL, Keskar et al. 2019), not the prompt: answers
+        # should be free to quote the passages they cite.
+        seen = torch.tensor(sorted(set(produced)), dtype=torch.long)
+        vals = logits[seen]
+        logits = logits.clone()
+        logits[seen] = torch.where(vals > 0, vals / options.repetition_penalty, vals * options.repetition_penalty)
+    if options.temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / options.temperature, dim=-1)
+    if options.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < options.top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _detokenize(tokenizer, tokens: Iterator[int], stop: tuple[str, ...], stats: GenerationStats, budget: int) -> Iterator[str]:
+    """Token ids → text deltas. A delta is held back while it may be the start of a stop string or an
+    incomplete UTF-8 character; a stop string ends the text (and is not part of it)."""
+    ids: list[int] = []
+    sent = 0  # characters already yielded
+    hold = max((len(s) for s in stop), default=1) - 1
+    stats.finish_reason = "stop"
+    for token in tokens:
+        ids.append(token)
+        stats.completion_tokens = len(ids)
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            continue
+        cut = min((i for i in (text.find(s, max(0, sent - hold)) for s in stop) if i >= 0), default=-1)
+        if cut >= 0:
+            if cut > sent:
+                yield text[sent:cut]
+            return
+        safe = len(text) - hold if stop else len(text)
+        if safe > sent:
+            yield text[sent:safe]
+            sent = safe
+    if len(ids) >= budget:
+        stats.finish_reason = "length"
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if len(text) > sent:
+        yield text[sent:]
+
+
+def _cuda_kwargs(precision: str, device: str) -> dict:
+    import torch
+
+    kwargs: dict = {"device_map": device}
+    if precision in ("int8", "int4"):
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_8bit=True) if precision == "int8"
+            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+        )
+        kwargs["dtype"] = compute
+    else:
+        kwargs["dtype"] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return kwargs
+
