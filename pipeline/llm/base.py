@@ -177,7 +177,22 @@ def load_llm(llm_cfg, ctx: LoadContext | None = None) -> LLM:
     factory = _BACKENDS.get(llm_cfg.backend)
     if factory is None:
         raise ConfigError(f"unknown llm.backend {llm_cfg.backend!r}; valid: {', '.join(available_backends())}")
-    return factory(llm_cfg, ctx or LoadContext())
+    ctx = ctx or LoadContext()
+    if llm_cfg.model == "auto" and llm_cfg.backend == "transformers":
+        llm_cfg = llm_cfg.model_copy(update={"model": planned_llm(ctx.offline)})
+    return factory(llm_cfg, ctx)
+
+
+def planned_llm(offline: bool = True) -> str:
+    """``llm.model: auto``: the model the resource planner picks for this machine (`syllabus plan`)."""
+    import logging
+    from types import SimpleNamespace
+
+    from pipeline.planner.plan import resolve_auto
+
+    choice = resolve_auto("llm", SimpleNamespace(offline=offline))  # it reads only .offline
+    logging.getLogger(__name__).info("llm model auto: %s", choice["explanation"])
+    return choice["config_value"]
 
 
 def options_from_config(llm_cfg, **overrides) -> GenerationOptions:
