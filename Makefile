@@ -30,9 +30,12 @@ run: setup
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(SAMPLE)
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) list
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "How much GPU memory does LoRA fine-tuning of a 7B model need?" -k 3
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) ask "How much GPU memory does LoRA fine-tuning of a 7B model need?"
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) summarize $(SAMPLE) -o $(DEMO_KB)/gpu-memory-guide-summary.md
+	cat $(DEMO_KB)/gpu-memory-guide-summary.md
 	$(VENV)/bin/syllabus transcribe $(LECTURE) -o $(DEMO_KB)/transcripts --format srt,txt,json
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(LECTURE)
-	$(VENV)/bin/syllabus --kb $(DEMO_KB) search "how many bytes per parameter does training with Adam take" -k 2
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) ask "How many bytes per parameter does training with Adam take?" --doc lecture.m4a
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -42,6 +45,7 @@ bench: setup
 
 eval: setup
 	$(PY) eval/retrieval_eval.py
+	$(PY) eval/answer_eval.py
 	$(PY) eval/asr_eval.py
 	$(PY) eval/vram_eval.py
 
