@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SAMPLE_PDF, WORK, build_kb, load_questions, machine, r_manual  # noqa: E402
+from common import ROOT, SAMPLE_PDF, build_kb, load_questions, machine, r_manual  # noqa: E402
 
 DECODE_TOKENS = 48
 PROMPT_TOKENS = 512

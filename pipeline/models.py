@@ -49,6 +49,15 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
+def user_cache_dir() -> Path:
+    """Where derived model files live outside a KB: ``$SYLLABUS_CACHE``, else
+    ``$XDG_CACHE_HOME/syllabus``, else ``~/.cache/syllabus``."""
+    env = os.environ.get("SYLLABUS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "syllabus"
+
+
 def package_dir(package: str) -> Path | None:
     """The installed package's folder, or None, without executing its ``__init__``."""
     try:

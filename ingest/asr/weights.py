@@ -41,11 +41,9 @@ class ResolvedModel:
 
 
 def default_cache_dir() -> Path:
-    """``$SYLLABUS_CACHE``, else ``$XDG_CACHE_HOME/syllabus``, else ``~/.cache/syllabus``."""
-    env = os.environ.get("SYLLABUS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "syllabus"
+    from pipeline.models import user_cache_dir
+
+    return user_cache_dir()
 
 
 def bundled_name(model: str) -> str | None:

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from pipeline.cli import STATE, emit_json, err, note
         from pipeline.errors import ConfigError, KnowledgeBaseError
         from pipeline.llm import options_from_config
-        from pipeline.llm.convert import user_cache_dir
+        from pipeline.models import user_cache_dir
         from pipeline.outline import from_kb, from_pdf
         from pipeline.prompting import load_prompts
         from pipeline.sumcache import SummaryCache

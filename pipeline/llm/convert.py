@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ModelNotAvailable
+from pipeline.models import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +30,8 @@ class ModelSource:
     gguf_4bit: bool = False  # the GGUF stores its layers in ≤ 4 bits (precision auto keeps that)
 
 
-def user_cache_dir() -> Path:
-    """``$SYLLABUS_CACHE``, else ``$XDG_CACHE_HOME/syllabus``, else ``~/.cache/syllabus`` (as for speech models)."""
-    env = os.environ.get("SYLLABUS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "syllabus"
-
-
 def resolve_source(model: str, gguf_file: str | None, offline: bool) -> ModelSource:
-    from pipeline.models import BUNDLED, bundled_path, resolve_model_path
+    from pipeline.models import BUNDLED, resolve_model_path
 
     if model in BUNDLED:
         path = resolve_model_path(model, "llm", offline)
