@@ -89,13 +89,9 @@ def register(app: typer.Typer) -> None:
             from pipeline.kb import KnowledgeBase
 
             with KnowledgeBase(cfg, kb_path) as kb:
-                matches = kb.find_documents(source)
-                if not matches:
-                    raise KnowledgeBaseError(f"{source}: no such file, and no document in {kb_path} matches; see `syllabus list`")
-                if len(matches) > 1:
-                    listed = ", ".join(f"#{d.id} {d.path}" for d in matches)
-                    raise KnowledgeBaseError(f"{source!r} matches {len(matches)} documents ({listed}); give the path or id")
-                doc = from_kb(kb, matches[0], cfg.chunking.strip_headers)
+                found = kb.find_document(
+                    source, missing=f"{source}: no such file, and no document in {kb_path} matches; see `syllabus list`")
+                doc = from_kb(kb, found, cfg.chunking.strip_headers)
 
         from pipeline.commands.llm import load_model
 

@@ -262,16 +262,20 @@ class KnowledgeBase:
             return exact
         return [d for d in docs if Path(d.path).name == ref or d.title == ref]
 
+    def find_document(self, ref: str, missing: str | None = None) -> DocumentRow:
+        """The one document ``ref`` names; a clear error when none or several match."""
+        matches = self.find_documents(ref)
+        if not matches:
+            raise KnowledgeBaseError(missing or f"no document matches {ref!r}; see `syllabus list`")
+        if len(matches) > 1:
+            listed = ", ".join(f"#{d.id} {d.path}" for d in matches)
+            raise KnowledgeBaseError(f"{ref!r} matches {len(matches)} documents ({listed}); give the path or id")
+        return matches[0]
+
     def remove(self, ref: str) -> DocumentRow:
         lock = self.writer_lock()
         try:
-            matches = self.find_documents(ref)
-            if not matches:
-                raise KnowledgeBaseError(f"no document matches {ref!r}; see `syllabus list`")
-            if len(matches) > 1:
-                listed = ", ".join(f"#{d.id} {d.path}" for d in matches)
-                raise KnowledgeBaseError(f"{ref!r} matches {len(matches)} documents ({listed}); give the path or id")
-            doc = matches[0]
+            doc = self.find_document(ref)
             with self.catalog.transaction():
                 self.catalog.delete_document(doc.id)
                 self.catalog.bump_generation()
