@@ -8,6 +8,18 @@ from pathlib import Path
 from pipeline.planner import GB, GiB
 
 
+
+def _component_keys(estimates) -> tuple[list[str], dict[str, str]]:
+    """Component keys in first-seen order across estimates, and their short labels."""
+    keys: list[str] = []
+    names: dict[str, str] = {}
+    for e in estimates:
+        for c in e.components:
+            if c.key not in keys:
+                keys.append(c.key)
+                names[c.key] = c.label.split(" (")[0]
+    return keys, names
+
 def _g(b: float) -> str:
     return f"{b / GiB:,.2f}"
 
@@ -36,13 +48,7 @@ def comparison_table(estimates: list, labels: list[str], title: str):
     """Components as rows, one column per estimate (precisions or modes), totals at the bottom."""
     from rich.table import Table
 
-    keys: list[str] = []
-    names: dict[str, str] = {}
-    for e in estimates:
-        for c in e.components:
-            if c.key not in keys:
-                keys.append(c.key)
-                names[c.key] = c.label.split(" (")[0]
+    keys, names = _component_keys(estimates)
     t = Table(title=title + " (GiB)", title_justify="left")
     t.add_column("component")
     for label in labels:
@@ -115,13 +121,7 @@ def plot(estimates: list, labels: list[str], path: str | Path, title: str, capac
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys: list[str] = []
-    names: dict[str, str] = {}
-    for e in estimates:
-        for c in e.components:
-            if c.key not in keys:
-                keys.append(c.key)
-                names[c.key] = c.label.split(" (")[0]
+    keys, names = _component_keys(estimates)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(estimates) + 3), 5))
     bottoms = [0.0] * len(estimates)
     colors = plt.get_cmap("tab20").colors
