@@ -36,6 +36,8 @@ run: setup
 	$(VENV)/bin/syllabus transcribe $(LECTURE) -o $(DEMO_KB)/transcripts --format srt,txt,json
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(LECTURE)
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ask "How many bytes per parameter does training with Adam take?" --doc lecture.m4a
+	$(VENV)/bin/syllabus --kb $(DEMO_KB) summarize $(LECTURE) -o $(DEMO_KB)/lecture-summary.md
+	cat $(DEMO_KB)/lecture-summary.md
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -77,7 +77,7 @@ def write_report(rows: list[dict]) -> Path:
         "# Speech-to-text accuracy", "",
         f"Machine: {machine()}. Decoding: config.yaml defaults (beam {rows[0]['beam_size'] if rows else '?'}, "
         "VAD where the backend has it). Scores after openai-whisper's EnglishTextNormalizer, jiwer. "
-        "Real-time factor is wall-clock on a possibly shared machine (see eval/bench_asr.py for CPU-time figures).", "",
+        "Real-time factor is wall-clock on a possibly shared machine (eval/bench_asr.py also records CPU time).", "",
         "| clip | engine | backend · model · precision | WER | CER | × real time | language |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -94,12 +94,13 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     return transcript
 
 
-def extract_media(path: str | Path, cfg, cache_dir: str | Path) -> ExtractedDocument:
-    """Transcribe (or reuse the cached transcript of) a recording, as a time-sectioned document."""
+def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None) -> ExtractedDocument:
+    """Transcribe (or reuse the cached transcript of) a recording, as a time-sectioned document.
+    ``on_progress(done, total)`` gets seconds of audio transcribed (not called for a cached transcript)."""
     from pipeline.errors import IngestError
 
     path = Path(path)
-    transcript = transcribe_cached(path, cfg, Path(cache_dir))
+    transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress)
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     warnings = list(transcript.warnings)
     if not spans:

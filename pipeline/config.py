@@ -94,6 +94,7 @@ class ASRConfig(_Strict):
     prompt_reset_on_temperature: float = Field(ge=0, le=1)
     initial_prompt: str | None
     cpu_threads: int = Field(ge=0, le=1024)
+    decoder_threads: int = Field(ge=0, le=1024)
     block_seconds: float = Field(ge=30, le=7200)
     section_seconds: float = Field(ge=10)
     formats: list[str] = Field(min_length=1)

@@ -32,7 +32,7 @@ class DocText:
     n_pages: int
     spans: list[Span]
     sections: list[Section]
-    outline_source: str = "toc"  # "toc" | "headings" | "windows"
+    outline_source: str = "toc"  # "toc" | "headings" | "windows" | "time windows" (a recording)
 
     @property
     def pages_with_text(self) -> set[int]:
@@ -90,6 +90,21 @@ def from_pdf(path: Path, strip_headers: bool = True) -> DocText:
     )
 
 
+def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None) -> DocText:
+    """A recording: its transcript (cached under ``cache_dir/transcripts``, made now if missing) in
+    the time windows the knowledge base uses (``asr.section_seconds``)."""
+    from ingest.media_doc import time_sections, transcribe_cached
+    from pipeline.errors import IngestError
+    from pipeline.kb.store import sha256_file
+
+    transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify)
+    sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
+    if not spans:
+        raise IngestError(f"{path}: no speech recognised in {transcript.duration:.0f} s of audio")
+    return DocText(title=path.stem, path=str(path), kind="media", identity=sha256_file(path), labels={}, n_pages=0,
+                   spans=spans, sections=sections, outline_source="time windows")
+
+
 def from_kb(kb, doc_row, strip_headers: bool = True) -> DocText:
     """A knowledge-base document: its file when still there and unchanged, else its stored chunks."""
     from pipeline.kb.catalog import PATH_SEP
@@ -118,7 +133,7 @@ def from_kb(kb, doc_row, strip_headers: bool = True) -> DocText:
     return DocText(
         title=doc_row.title, path=doc_row.path, kind=doc_row.kind, identity=doc_row.sha256,
         labels=kb.catalog.page_labels(doc_row.id), n_pages=doc_row.n_pages, spans=spans, sections=sections,
-        outline_source="toc" if sections else "windows",
+        outline_source=("time windows" if doc_row.kind == "media" else "toc") if sections else "windows",
     )
 
 

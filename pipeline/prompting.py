@@ -21,12 +21,17 @@ from pipeline.errors import ConfigError
 # task → (required placeholders, optional placeholders)
 TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "answer": (frozenset({"passages", "question"}), frozenset({"language"})),
-    "map": (frozenset({"text"}), frozenset({"title", "pages", "language", "book"})),
-    "reduce": (frozenset({"summaries"}), frozenset({"title", "pages", "language", "book"})),
-    "book": (frozenset({"summaries"}), frozenset({"title", "language", "chapters"})),
+    "map": (frozenset({"text"}), frozenset({"title", "pages", "language", "book", "kind", "parts"})),
+    "reduce": (frozenset({"summaries"}), frozenset({"title", "pages", "language", "book", "kind", "parts"})),
+    "book": (frozenset({"summaries"}), frozenset({"title", "language", "chapters", "kind", "parts"})),
     "not_found": (frozenset(), frozenset({"question", "language"})),
 }
 TEMPLATE_LANGUAGES = ("en", "zh-TW")
+# {kind} and {parts} in the summary templates: what is summarized, in the template's language.
+DOCUMENT_WORDS = {
+    "en": {"pdf": {"kind": "a book", "parts": "chapters"}, "media": {"kind": "a lecture", "parts": "time sections"}},
+    "zh-TW": {"pdf": {"kind": "一本書", "parts": "章"}, "media": {"kind": "一場講座", "parts": "時段"}},
+}
 LANGUAGE_NAMES = {
     "en": "English", "zh-TW": "繁體中文", "zh-CN": "Simplified Chinese (简体中文)",
     "ja": "Japanese", "ko": "Korean", "ru": "Russian", "fr": "French", "de": "German", "es": "Spanish",
@@ -119,6 +124,11 @@ class PromptSet:
     def render(self, task: str, language: str, **values: str) -> list[dict]:
         values.setdefault("language", LANGUAGE_NAMES.get(language, language))
         return self.get(task, language).render(**values)
+
+    def document_words(self, language: str, kind: str) -> dict[str, str]:
+        """``{kind}``/``{parts}`` for a document kind ("pdf" | "media") in the language whose template is used."""
+        template_language = self.get("map", language).language
+        return dict(DOCUMENT_WORDS.get(template_language, DOCUMENT_WORDS["en"]).get(kind, DOCUMENT_WORDS["en"]["pdf"]))
 
 
 def load_prompts(cfg) -> PromptSet:

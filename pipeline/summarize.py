@@ -86,6 +86,8 @@ class BookSummary:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["coverage"] = self.coverage_line
+        for unit, row in zip(self.units, data["units"]):
+            row["where"] = unit.where  # "p. 12–19" or "12:31–17:31", as the Markdown headings show it
         return data
 
 
@@ -116,6 +118,7 @@ class Summarizer:
         self.calls = 0
         self.hits = 0
         self._planned = 0
+        self._kind = "pdf"  # set from the document being summarized: picks {kind}/{parts} in the prompts
         info = llm.describe()
         self._model_id = {k: info.get(k) for k in ("backend", "model", "precision")}
 
@@ -124,9 +127,12 @@ class Summarizer:
         s = self.scfg
         return plan_units(doc, depth_of(level or s.level), self.llm.count_tokens, s.min_tokens, s.max_pages, s.window_pages)
 
+    def _render(self, task: str, language: str, **values: str) -> list[dict]:
+        return self.prompts.render(task, language, **{**self.prompts.document_words(language, self._kind), **values})
+
     def _room(self, task: str, reserve: int, language: str, **values: str) -> int:
         """Tokens left for the variable part of a ``task`` prompt once its fixed part and the answer fit."""
-        empty = self.prompts.render(task, language, **values)
+        empty = self._render(task, language, **values)
         room = self.llm.context_length - reserve - self.llm.count_chat_tokens(empty) - MARGIN
         if room < 64:
             raise DoesNotFit(
@@ -137,6 +143,7 @@ class Summarizer:
 
     def pieces(self, unit: Unit, doc: DocText, language: str) -> list[Piece]:
         """The unit's text in consecutive pieces that each fit the map prompt, with their pages."""
+        self._kind = doc.kind
         room = self._room("map", self.scfg.summary_tokens, language, text="", title=unit.title, pages=self._where(unit, doc), book=doc.title)
         limit = min(self.scfg.chunk_tokens, room)
         count = self.llm.count_tokens
@@ -164,6 +171,7 @@ class Summarizer:
     # ----- running
     def run(self, doc: DocText, units: list[Unit]) -> BookSummary:
         started = time.perf_counter()
+        self._kind = doc.kind
         largest = max(units, key=lambda u: len(u.text))
         language = detect_language(largest.text[:4000])
         all_pieces = [self.pieces(u, doc, language) for u in units]
@@ -173,7 +181,7 @@ class Summarizer:
         for unit, pieces in zip(units, all_pieces):
             label = self._where(unit, doc)
             maps = [
-                self._call("map", self.prompts.render("map", language, text=p.text, title=unit.title, book=doc.title,
+                self._call("map", self._render("map", language, text=p.text, title=unit.title, book=doc.title,
                                                       pages=self._where_piece(p, doc) or label), self.scfg.summary_tokens, doc)
                 for p in pieces
             ]
@@ -232,7 +240,7 @@ class Summarizer:
             if final is not None:
                 joined = "\n\n".join(items)
                 if count(joined) <= self._room(final, final_tokens, language, summaries="", **values):
-                    return self._call(final, self.prompts.render(final, language, summaries=joined, **values), final_tokens, doc)
+                    return self._call(final, self._render(final, language, summaries=joined, **values), final_tokens, doc)
             elif len(items) == 1:
                 return items[0]
             room = self._room(task, self.scfg.summary_tokens, language, summaries="", **values)
@@ -247,13 +255,14 @@ class Summarizer:
                     "llm.context or lower summarize.summary_tokens"
                 )
             items = [
-                self._call(task, self.prompts.render(task, language, summaries="\n\n".join(items[j] for j in g), **values),
+                self._call(task, self._render(task, language, summaries="\n\n".join(items[j] for j in g), **values),
                            self.scfg.summary_tokens, doc) if len(g) > 1 else items[g[0]]
                 for g in groups
             ]
 
     def _book(self, units: list[UnitSummary], language: str, doc: DocText) -> str:
-        items = [f"{u.title} ({u.where}):\n{u.summary}" if u.where else f"{u.title}:\n{u.summary}" for u in units]
+        items = [f"{u.where}:\n{u.summary}" if doc.kind == "media"  # a time window is named by its range
+                 else f"{u.title} ({u.where}):\n{u.summary}" if u.where else f"{u.title}:\n{u.summary}" for u in units]
         return self._merge(items, "reduce", language, doc, final="book", final_tokens=self.scfg.book_tokens,
                            title=doc.title, pages=where(doc.label(1), doc.label(doc.n_pages)) if doc.n_pages else "")
 
@@ -271,7 +280,11 @@ def render_markdown(book: BookSummary) -> str:
                  f"{len(book.units)} parts from the {'table of contents' if book.outline_source == 'toc' else book.outline_source}._")
     lines.append("")
     for u in book.units:
-        heading = f"## {u.title}" + (f" ({u.where})" if u.where else "")
+        if u.t_start is not None and u.page_start is None:  # a lecture's time window: its spoken range
+            heading = f"## {u.where}"
+        else:
+            heading = f"## {u.title}" + (f" ({u.where})" if u.where else "")
         lines += [heading, "", u.summary or "_(the model returned no text)_", ""]
-    lines += ["## Whole book", "", book.overview or "_(the model returned no text)_", "", "---", "", book.coverage_line, ""]
+    whole = "Whole lecture" if book.pages_total == 0 else "Whole book"  # a transcript has no pages
+    lines += [f"## {whole}", "", book.overview or "_(the model returned no text)_", "", "---", "", book.coverage_line, ""]
     return "\n".join(lines)

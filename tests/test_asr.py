@@ -79,6 +79,45 @@ def test_repetition_guards_and_vad_reach_faster_whisper(base, monkeypatch):
     assert seen["beam_size"] == 3
 
 
+class _CountingEncoder:
+    """Stands in front of the real CTranslate2 encoder and counts its passes."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def encode(self, *args, **kwargs):
+        self.calls += 1
+        return self.real.encode(*args, **kwargs)
+
+
+def test_language_detection_reuses_the_first_window_encoding(base, monkeypatch):
+    counter = _CountingEncoder(base.model._encoder)
+    monkeypatch.setattr(base.model, "_encoder", counter)
+    base.model._last = None
+    t = transcribe_file(MEDIA / "clean.m4a", base, DecodeOptions(language=None))
+    assert t.language == "en"
+    # one 30 s window: detection and transcription share one encoder pass (faster-whisper alone does two)
+    assert counter.calls == 1
+
+
+def test_encoder_and_decoder_threads_are_split_on_cpu(base, asr_cache):
+    from ingest.asr.faster import cpu_thread_split
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_thread_split(0, 0, "cpu") == (cores, 1)
+    assert cpu_thread_split(3, 2, "cpu") == (3, 2)
+    assert cpu_thread_split(3, 2, "cuda") == (0, 0)
+    assert base.threads == (cores, 1)
+    assert (base.model._encoder is not base.model.model) == (cores > 1)
+    # one model instance when both halves want the same threads; the text does not depend on the split
+    single = load_backend("faster-whisper", ModelOptions(model="base", device="cpu", cpu_threads=2, decoder_threads=2))
+    assert single.model._encoder is single.model.model
+    options = DecodeOptions(language="en")
+    split_text = transcribe_file(MEDIA / "clean.m4a", base, options).text
+    assert split_text == transcribe_file(MEDIA / "clean.m4a", single, options).text
+    assert wer(reference("clean"), split_text) <= 0.10
+
+
 def test_bundled_base_is_joined_once_and_verified(asr_cache, base):
     from ingest.asr.weights import BASE_SHA256, BASE_SIZE, assemble_base
 

@@ -189,7 +189,8 @@ def test_map_reduce_fits_the_window_at_every_step_and_covers_every_page(tmp_path
     assert all(c["prompt_tokens"] + c["max_new_tokens"] <= 700 for c in fake.calls)
     maps = [c for c in fake.calls if "Write the summary." in c["messages"][-1]["content"]]
     reduces = [c for c in fake.calls if "Write one combined summary." in c["messages"][-1]["content"]]
-    books = [c for c in fake.calls if "overview of the book" in c["messages"][-1]["content"]]
+    books = [c for c in fake.calls if "Write the overview." in c["messages"][-1]["content"]]
+    assert "overview of a book as a whole" in books[0]["messages"][0]["content"]
     assert len(books) == 1 and len(maps) >= 40 * 180 // 700
     # Every page's text went into exactly one map prompt: nothing truncated, nothing twice.
     for p in range(1, 41):
@@ -203,6 +204,32 @@ def test_map_reduce_fits_the_window_at_every_step_and_covers_every_page(tmp_path
     # A re-run with the same model and text is answered from the cache.
     again = Summarizer(fake, PromptSet(), SummaryCache(tmp_path / "cache"), settings, GenerationOptions()).run(doc, s.plan(doc))
     assert again.model_calls == 0 and again.cache_hits == len(fake.calls)
+
+
+def test_a_lecture_is_summarized_as_a_lecture_in_time_windows(tmp_path):
+    from ingest.asr.base import Segment
+    from ingest.media_doc import time_sections
+    from ingest.transcript import Transcript
+    from pipeline.outline import DocText
+
+    segments = [Segment(10.0 * i, 10.0 * i + 9, f"Sentence {i} about {topic}.", -0.2, 0.01, 1.2, 0.0)
+                for i, topic in enumerate(["rivers", "rivers", "mountains", "mountains", "deserts"])]
+    transcript = Transcript(source="talk.m4a", duration=50.0, language="en", language_probability=1.0,
+                            backend="fake", model="fake", segments=segments)
+    sections, spans = time_sections(transcript, 20.0, "talk")
+    doc = DocText(title="talk", path="talk.m4a", kind="media", identity="x", labels={}, n_pages=0, spans=spans,
+                  sections=sections, outline_source="time windows")
+    fake = FakeLLM(context=2048)
+    settings, _ = scfg()
+    s = Summarizer(fake, PromptSet(), SummaryCache(tmp_path / "cache"), settings, GenerationOptions())
+    book = s.run(doc, s.plan(doc))
+    assert [u.where for u in book.units] == ["00:00–00:20", "00:20–00:40", "00:40–00:50"]
+    systems = [c["messages"][0]["content"] for c in fake.calls]
+    assert systems and all("lecture" in m and "book" not in m for m in systems)
+    assert "time sections" in fake.calls[-1]["messages"][-1]["content"]
+    markdown = render_markdown(book)
+    assert "\n## 00:20–00:40\n" in markdown and "## Whole lecture" in markdown
+    assert book.coverage_line == "sections summarized: 3/3"
 
 
 def test_window_too_small_is_an_error_not_a_truncation(tmp_path):

@@ -28,7 +28,8 @@ def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) 
     if values["model"] == "auto":
         values["model"] = planned_model(offline)
     model = ModelOptions(model=values["model"], device=values["device"], compute_type=values["compute_type"],
-                         cpu_threads=values["cpu_threads"], cache_dir=cache_dir, offline=offline)
+                         cpu_threads=values["cpu_threads"],
+                         decoder_threads=values["decoder_threads"], cache_dir=cache_dir, offline=offline)
     decode = DecodeOptions(
         language=None if values["language"] == "auto" else values["language"],
         beam_size=values["beam_size"], vad=values["vad"], word_timestamps=values["word_timestamps"],

@@ -87,7 +87,8 @@ class ModelOptions:
     model: str = "base"  # a bundled name, an alias, a local path, or (online) a hub id / official name
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
-    cpu_threads: int = 0  # 0: one per core
+    cpu_threads: int = 0  # encoder threads on CPU; 0: one per core
+    decoder_threads: int = 0  # faster-whisper's decoder threads on CPU; 0: one (see ingest.asr.faster)
     cache_dir: Path | None = None  # where reassembled / converted weights are kept
     offline: bool = True  # never download; only bundled models, local paths and cached files
 

@@ -95,7 +95,11 @@ def transcribe_file(
     block = int(block_seconds * SAMPLE_RATE)
     search, frame = int(CUT_SEARCH * SAMPLE_RATE), max(1, int(CUT_FRAME * SAMPLE_RATE))
     started = time.perf_counter()
-    progress(position, total)
+
+    def report(done: float) -> None:  # the container's duration is an estimate; decoded samples are the truth
+        progress(done, None if total is None else max(total, done))
+
+    report(position)
 
     def run_block(audio: np.ndarray, start: float) -> None:
         nonlocal detected_probability
@@ -116,10 +120,10 @@ def transcribe_file(
             segments.append(s)
             if ck is not None:
                 ck.segment(s)
-            progress(s.end, total)
+            report(s.end)
         if ck is not None:
             ck.done_until(end)
-        progress(end, total)
+        report(end)
 
     try:
         buffered: list[np.ndarray] = []

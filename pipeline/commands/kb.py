@@ -46,6 +46,10 @@ class RichProgress(Progress):
         if self.step is not None:
             self.bars.advance(self.step, n)
 
+    def position(self, done, total):
+        if self.step is not None:
+            self.bars.update(self.step, completed=done, total=total)
+
     def file_done(self, outcome: IngestOutcome):
         if self.step is not None:
             self.bars.remove_task(self.step)
@@ -61,6 +65,10 @@ def _outcome_line(o: IngestOutcome) -> str:
     if o.status in ("unchanged", "duplicate"):
         return f"[dim]= {name}: {o.message}, skipped[/]"
     extra = "".join(f"\n  [yellow]![/] {w}" for w in o.warnings)
+    if o.seconds is not None:
+        from pipeline.timefmt import clock
+
+        return f"[green]✓[/] {name}: {o.status}, {clock(o.seconds)} of audio, {o.chunks} chunks{extra}"
     return f"[green]✓[/] {name}: {o.status}, {o.pages} pages, {o.chunks} chunks{extra}"
 
 

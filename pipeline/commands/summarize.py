@@ -42,15 +42,52 @@ class RichProgress(Progress):
         self.bars.update(self.task, advance=1, description=desc)
 
 
+def _extent(doc) -> str:
+    if doc.kind == "media":
+        from pipeline.timefmt import clock
+
+        return clock(max((s.t_end or 0.0 for s in doc.sections), default=0.0))
+    return f"{doc.n_pages} pages"
+
+
+def _lecture(path: Path, cfg, kb_path: Path | None, quiet: bool):
+    """A recording to summarize: the knowledge base's document when it holds this very file (same
+    bytes), else its transcript from the cache, transcribed now (with progress) if there is none."""
+    from pipeline.cli import err, note
+    from pipeline.models import user_cache_dir
+    from pipeline.outline import from_kb, from_media
+
+    if kb_path is not None:
+        from pipeline.kb import KnowledgeBase
+        from pipeline.kb.store import sha256_file
+
+        with KnowledgeBase(cfg, kb_path) as kb:
+            digest = sha256_file(path)
+            same = [d for d in kb.find_documents(str(path)) if d.kind == "media" and d.sha256 == digest]
+            if len(same) == 1:
+                return from_kb(kb, same[0])
+    cache = (kb_path / "cache") if kb_path is not None else user_cache_dir()
+    if quiet:
+        return from_media(path, cfg, cache, notify=note)
+    from pipeline.commands.transcribe import AudioProgress
+
+    with AudioProgress(err) as progress:
+        progress.start(f"transcribing {path.name}")
+        return from_media(path, cfg, cache, on_progress=progress.update, notify=note)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def summarize(
-        source: str = typer.Argument(..., help="A PDF file, or a document in the knowledge base (path, file name, title or id)."),
+        source: str = typer.Argument(..., help="A PDF, a lecture recording, or a document in the knowledge base (path, file name, title or id)."),
         level: Optional[str] = typer.Option(None, "--level", help="chapter, section, or a table-of-contents depth (default: summarize.level)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown here instead of to stdout."),
         as_json: bool = typer.Option(False, "--json", help="Print units, summaries, coverage and counts as JSON."),
     ) -> None:
-        """Summarize a book chapter by chapter (page ranges), then the whole book.
+        """Summarize a book chapter by chapter (page ranges), or a lecture window by window (time ranges).
+
+        A recording is transcribed first (or its transcript is taken from the knowledge base or the
+        transcript cache), in the time windows `ingest` uses (asr.section_seconds).
 
         Long chapters are summarized in pieces that fit the model's context and merged; every model call
         is cached in the knowledge base (or the user cache), so an interrupted run resumes where it
@@ -60,6 +97,7 @@ def register(app: typer.Typer) -> None:
           syllabus summarize book.pdf -o book-summary.md
           syllabus summarize book.pdf --level section
           syllabus --kb ~/kb summarize R-intro.pdf --json
+          syllabus summarize lecture.mp4 -o lecture-summary.md
         """
         from pipeline.atomic import atomic_write_text
         from pipeline.cli import STATE, emit_json, err, note
@@ -82,7 +120,12 @@ def register(app: typer.Typer) -> None:
         has_kb = (kb_path / "catalog.sqlite").exists()
         path = Path(source).expanduser()
         if path.is_file():
-            doc = from_pdf(path, cfg.chunking.strip_headers)
+            from ingest.media import is_media
+
+            if is_media(path):
+                doc = _lecture(path, cfg, kb_path if has_kb else None, quiet=STATE.quiet or as_json)
+            else:
+                doc = from_pdf(path, cfg.chunking.strip_headers)
         else:
             if not has_kb:
                 raise KnowledgeBaseError(f"{source}: no such file, and no knowledge base at {kb_path} to look it up in")
@@ -106,7 +149,7 @@ def register(app: typer.Typer) -> None:
                 with RichProgress(err) as progress:
                     summarizer = Summarizer(llm, prompts, cache, cfg.summarize, options_from_config(cfg.llm), progress)
                     units = summarizer.plan(doc)
-                    note(f"{doc.title}: {len(units)} parts, {doc.n_pages} pages ({doc.outline_source})")
+                    note(f"{doc.title}: {len(units)} parts, {_extent(doc)} ({doc.outline_source})")
                     book = summarizer.run(doc, units)
         finally:
             cache.close()

@@ -46,6 +46,7 @@ class IngestOutcome:
     pages: int = 0
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
+    seconds: float | None = None  # a recording's length (its transcript's last section end)
 
     @property
     def failed(self) -> bool:
@@ -81,6 +82,7 @@ class Progress:
     def file_started(self, path: str, index: int, total: int) -> None: ...
     def stage(self, description: str, total: int | None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
+    def position(self, done: float, total: float | None) -> None: ...  # absolute progress (audio seconds)
     def file_done(self, outcome: IngestOutcome) -> None: ...
 
 
@@ -92,16 +94,19 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def extract(path: Path, cfg: Config, cache_dir: Path):
+def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None = None):
     """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
 
-    Audio and video (by extension, else by probing with PyAV) are transcribed; the rest is PDF."""
+    Audio and video (by extension, else by probing with PyAV) are transcribed, with progress in
+    seconds of audio; the rest is PDF."""
     from ingest.media import is_media
 
     if is_media(path):
         from ingest.media_doc import extract_media
 
-        return extract_media(path, cfg, cache_dir)
+        progress = progress or Progress()
+        progress.stage("transcribing (s of audio)", None)
+        return extract_media(path, cfg, cache_dir, on_progress=progress.position)
     from ingest.pdf import extract_pdf
 
     return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
@@ -215,7 +220,7 @@ class KnowledgeBase:
         if twins and existing is None:
             return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
 
-        doc = extract(path, self.cfg, self.path / "cache")
+        doc = extract(path, self.cfg, self.path / "cache", progress)
         from pipeline.chunking import Chunker, check_fits
 
         emb = self.embedder
@@ -250,7 +255,8 @@ class KnowledgeBase:
             self.catalog.set_meta("embed_model", self.embed_model_name)
             self.catalog.bump_generation()
         status = "replaced" if existing is not None else "added"
-        return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings)
+        seconds = max((s.t_end for s in doc.sections if s.t_end is not None), default=None) if doc.kind == "media" else None
+        return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings, seconds)
 
     # ----- remove
     def find_documents(self, ref: str) -> list[DocumentRow]:
