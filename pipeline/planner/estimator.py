@@ -318,7 +318,8 @@ def korthikanti_gpt_layer(s: int, b: int, h: int, a: int, recompute: str = "none
 
 
 def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: str, seq: int,
-                            lora: tuple[int, tuple[str, ...]] | None = None) -> tuple[float, str]:
+                            lora: tuple[int, tuple[str, ...]] | None = None,
+                            quantized_base: bool = False) -> tuple[float, str]:
     """Bytes per token (and per layer) that one Llama-style layer keeps for backward, plus the s² term
     per sequence folded in per token.
 
@@ -329,6 +330,14 @@ def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: st
     (p·(2q_dim + 2kv_dim)) and the fp32 log-sum-exp; the SwiGLU MLP keeps gate, SiLU, up and product
     (4pI; only 3 when down_proj is frozen). Under autocast each linear casts its input to 16 bit
     separately and keeps the copy. LoRA keeps a copy of each adapted module's input and A's output.
+
+    ``quantized_base`` (QLoRA): bitsandbytes' MatMul4Bit keeps its 16-bit input for backward whenever
+    a gradient flows through it (``ctx.tensors = (A, B)`` in bitsandbytes/autograd/_functions.py),
+    although the frozen weight needs no input to pass the gradient on. Per layer that holds the
+    distinct inputs of the base linears that nothing else keeps: attention input (h), MLP input (h)
+    and the MLP's inner product (I), 2 B each, whichever modules the adapters target. (o_proj's input
+    is a view of the attention output, which the attention backward keeps already; the first layer's
+    attention input needs no gradient and is not kept: one 2h per token, left in as a margin.)
     """
     h, q, kv, I = arch.hidden, arch.q_dim, arch.kv_dim, arch.intermediate
     n_norms = arch.norms_per_layer
@@ -357,6 +366,9 @@ def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: st
         adapters = sum(2 * shapes[t][0] + 2 * rank for t in targets)  # input copy + A output, 16 bit
         per_token = norms + attn_core + mlp + adapters
         formula = f"{n_norms}·4h + 2(2q+2kv) + {3 if arch.gated_mlp else 1}·2I + Σ_targets 2·(in + r)"
+        if quantized_base:
+            per_token += 2 * (2 * h + I)
+            formula += " + 2(2h+I) (4-bit base inputs)"
     else:
         raise ValueError(style)
     if attention == "eager":

@@ -111,14 +111,15 @@ def _make_4bit_linear_class():
     """A stand-in for bitsandbytes Linear4bit with the same stored tensors: packed 4-bit weights
     (uint8, two per byte), absmax per 64 weights (fp32, or uint8 + second-level fp32 with double
     quantization); forward dequantizes to a temporary 16-bit matrix and does not keep it for backward
-    (bitsandbytes MatMul4Bit dequantizes again in backward)."""
+    (bitsandbytes MatMul4Bit dequantizes again in backward), but keeps its input whenever a gradient
+    flows through it, as MatMul4Bit does (``ctx.tensors = (A, B)``)."""
     import torch
     from torch import nn
 
     class _Dequant(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, packed, out_features, in_features):
-            ctx.save_for_backward(packed)
+            ctx.save_for_backward(x if ctx.needs_input_grad[0] else None, packed)
             ctx.shape = (out_features, in_features)
             w = torch.empty(out_features, in_features, dtype=x.dtype, device=x.device)  # dequantized copy
             return x @ w.t()

@@ -80,7 +80,8 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
                           "ZeRO (Rajbhandari et al. 2020) §3.1")
 
     # -- activations -------------------------------------------------------------------------
-    per_token, layer_formula = train_layer_activations(arch, style, p, st.attention, st.seq, lora)
+    per_token, layer_formula = train_layer_activations(arch, style, p, st.attention, st.seq, lora,
+                                                       quantized_base=st.mode == "qlora")
     res_b = {"amp": 4, "pure": p, "lora": 2}[style]  # residual stream dtype
     norm_final = {"amp": 8, "pure": 4 + p, "lora": 4}[style] * arch.hidden
     head_in = {"amp": 2, "pure": p, "lora": 0}[style] * arch.hidden
