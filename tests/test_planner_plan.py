@@ -54,6 +54,21 @@ def test_cpu_offline_chooses_the_bundled_models_and_names_what_to_fetch():
     _check_explained(plan)
 
 
+def test_speech_on_a_multicore_cpu_counts_the_encoder_instance(monkeypatch):
+    """On CPU the speech backend loads the weights twice (encoder threads / decoder thread); on a
+    one-core machine, and on a GPU, once."""
+    import pipeline.planner.plan as plan_module
+
+    cpu = Device("cpu", "CPU RAM", 24 * GiB, 20 * GiB, "psutil")
+    for cores, copies in ((2, 2), (1, 1)):
+        monkeypatch.setattr(plan_module, "_usable_cores", lambda: cores)
+        est = make_plan(cpu).stages["speech"].choice.estimate
+        weights = {c.key: c.bytes for c in est.components}
+        assert sum(b for k, b in weights.items() if k.startswith("weights")) == copies * weights["weights"]
+    gpu = make_plan(what_if_card("T4")).stages["speech"].choice.estimate
+    assert "weights_encoder" not in {c.key for c in gpu.components}
+
+
 @pytest.mark.parametrize("card,context,expected_llm", [
     ("H200", 4096, ("qwen2.5-72b", "int8")),  # bf16 needs ~136 GiB: over the 126 GiB budget
     ("A100 80GB", 4096, ("qwen2.5-72b", "nf4")),  # int8 ~70 GiB + cache is over 72 - embedder

@@ -58,6 +58,7 @@ class Settings:
     group_size: int = 128  # GPTQ / AWQ
     beam: int = 1  # Whisper beam size
     runtime: str = "auto"  # Whisper: ctranslate2 (faster-whisper, the default) or transformers / openai
+    encoder_copy: bool = False  # Whisper on CPU in Syllabus: a second CTranslate2 instance for the encoder threads
     overhead: bool = True  # add CUDA context and allocator slack
 
     def __post_init__(self):

@@ -64,6 +64,10 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
                   f"2 × {arch.decoder_layers} × {beams} beams × 448 × {d} × {p:g} B (upper bound)", "Pope et al. 2022 §2"),
         Component("logits", "logits", beams * arch.vocab * 4, "Activation", f"{beams} × {arch.vocab} × 4 B", "fp32 log-probs per beam"),
     ]
+    if st.encoder_copy:
+        comps.insert(1, Component("weights_encoder", "weights, encoder instance", comps[0].bytes, "Parameter",
+                                  "the same weights loaded once more",
+                                  "Syllabus on CPU: encoder on every core, decoder on one thread (ingest.asr.faster)"))
     est = Estimate(arch.name, arch.params(), asdict(st), label, comps, "decoding")
     est.components += runtime_components(est.components, st.overhead)
     return est

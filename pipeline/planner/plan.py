@@ -106,6 +106,12 @@ class Plan:
                 "stages": {k: v.as_dict() for k, v in self.stages.items()}, "explanation": self.lines}
 
 
+def _usable_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _precisions(stage: str, device: Device) -> tuple[str, ...]:
     if stage == "llm":
         if device.kind == "cpu":
@@ -121,7 +127,8 @@ def _settings(stage: str, arch: Arch, precision: str, device: Device, context: i
     if stage == "llm":
         return Settings(mode="inference", precision=precision, seq=context, batch=batch, overhead=overhead)
     if stage == "speech":
-        return Settings(mode="inference", precision=precision, batch=1, beam=WHISPER_BEAM, overhead=overhead)
+        return Settings(mode="inference", precision=precision, batch=1, beam=WHISPER_BEAM, overhead=overhead,
+                        encoder_copy=device.kind == "cpu" and _usable_cores() > 1)
     return Settings(mode="inference", precision=precision, batch=EMBED_BATCH, seq=EMBED_TOKENS, overhead=overhead)
 
 
