@@ -276,6 +276,7 @@ def test_cli_batch_writes_every_format_and_reports_bad_files(asr_cache, tmp_path
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == sorted(f"{stem}.{ext}" for stem in ("clean", "talk") for ext in ("srt", "vtt", "txt", "json"))
     assert report["compute_type"] == "int8" and report["files"][0]["real_time_factor"] > 0
+    assert report["threads"] == {"encoder": len(os.sched_getaffinity(0)), "decoder": 1}
 
 
 def test_help_imports_no_speech_library():

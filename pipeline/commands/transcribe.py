@@ -106,8 +106,10 @@ def register(app: typer.Typer) -> None:
         loaded_at = time.perf_counter()
         engine = load_backend(name, model_options, notify=say)
         load_seconds = time.perf_counter() - loaded_at
+        threads = getattr(engine, "threads", None)  # (encoder, decoder) CPU threads; faster-whisper only
         if not as_json:
-            note(f"{engine.name} · {engine.model_name} · {engine.device} {engine.compute_type} (loaded in {load_seconds:.1f} s)")
+            split = f", encoder {threads[0]} / decoder {threads[1]} threads" if threads and threads[0] else ""
+            note(f"{engine.name} · {engine.model_name} · {engine.device} {engine.compute_type}{split} (loaded in {load_seconds:.1f} s)")
 
         stems = _stems(files)
         results = []
@@ -153,7 +155,8 @@ def register(app: typer.Typer) -> None:
         failed = [r for r in results if r["status"] == "failed"]
         if as_json:
             emit_json({"backend": engine.name, "model": engine.model_name, "device": engine.device,
-                       "compute_type": engine.compute_type, "load_seconds": round(load_seconds, 3), "files": results})
+                       "compute_type": engine.compute_type, "threads": dict(zip(("encoder", "decoder"), threads)) if threads else None,
+                       "load_seconds": round(load_seconds, 3), "files": results})
         elif STATE.quiet:
             for r in failed:
                 err.print(f"[red]✗[/] {r['error']}", highlight=False, soft_wrap=True)
