@@ -57,11 +57,11 @@ def test_cpu_offline_chooses_the_bundled_models_and_names_what_to_fetch():
 def test_speech_on_a_multicore_cpu_counts_the_encoder_instance(monkeypatch):
     """On CPU the speech backend loads the weights twice (encoder threads / decoder thread); on a
     one-core machine, and on a GPU, once."""
-    import pipeline.planner.plan as plan_module
+    import ingest.asr.faster as faster
 
     cpu = Device("cpu", "CPU RAM", 24 * GiB, 20 * GiB, "psutil")
     for cores, copies in ((2, 2), (1, 1)):
-        monkeypatch.setattr(plan_module, "_usable_cores", lambda: cores)
+        monkeypatch.setattr(faster, "usable_cores", lambda: cores)
         est = make_plan(cpu).stages["speech"].choice.estimate
         weights = {c.key: c.bytes for c in est.components}
         assert sum(b for k, b in weights.items() if k.startswith("weights")) == copies * weights["weights"]

@@ -118,13 +118,17 @@ class FasterWhisperBackend(Backend):
         return _convert(segments), Detected(info.language, float(info.language_probability))
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_thread_split(cpu_threads: int, decoder_threads: int, device: str) -> tuple[int, int]:
     """(encoder threads, decoder threads) on CPU; 0 means every usable core for the encoder and one
     thread for the decoder (see the module note). On CUDA both are CTranslate2's default (0)."""
     if device != "cpu":
         return 0, 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    encoder = cpu_threads or cores
+    encoder = cpu_threads or usable_cores()
     decoder = decoder_threads or 1
     return encoder, decoder
 

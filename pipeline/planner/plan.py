@@ -106,10 +106,13 @@ class Plan:
                 "stages": {k: v.as_dict() for k, v in self.stages.items()}, "explanation": self.lines}
 
 
-def _usable_cores() -> int:
-    import os
+def _encoder_copy(device: Device) -> bool:
+    """Whether the speech backend loads its weights twice here (CPU with default threads: an encoder
+    instance on every core beside the one-thread decoder; see ingest.asr.faster)."""
+    from ingest.asr.faster import cpu_thread_split
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    encoder, decoder = cpu_thread_split(0, 0, device.kind)
+    return encoder != decoder
 
 
 def _precisions(stage: str, device: Device) -> tuple[str, ...]:
@@ -128,7 +131,7 @@ def _settings(stage: str, arch: Arch, precision: str, device: Device, context: i
         return Settings(mode="inference", precision=precision, seq=context, batch=batch, overhead=overhead)
     if stage == "speech":
         return Settings(mode="inference", precision=precision, batch=1, beam=WHISPER_BEAM, overhead=overhead,
-                        encoder_copy=device.kind == "cpu" and _usable_cores() > 1)
+                        encoder_copy=_encoder_copy(device))
     return Settings(mode="inference", precision=precision, batch=EMBED_BATCH, seq=EMBED_TOKENS, overhead=overhead)
 
 
