@@ -65,8 +65,10 @@ def _backend(name: str, model_options, notify):
     return _LOADED[key]
 
 
-def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None) -> Transcript:
-    """The transcript of ``path`` with the config's ASR settings, from the cache or made now."""
+def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None,
+                      sha256: str | None = None) -> Transcript:
+    """The transcript of ``path`` with the config's ASR settings, from the cache or made now
+    (``sha256``: the file's digest when the caller has it already; a long recording takes a while to hash)."""
     from ingest.asr import options_from_config, transcribe_file
     from ingest.asr.registry import backend_info
     from ingest.asr.runner import finish
@@ -75,7 +77,7 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     name, model_options, decode = options_from_config(cfg.asr, offline=cfg.offline, cache_dir=cache_dir)
     backend_info(name)  # unknown names fail before any hashing
     settings = {**decode.fingerprint(), "zh_variant": cfg.asr.zh_variant, "compute_type": cfg.asr.compute_type}
-    key = cache_key(sha256_file(path), name, cfg.asr.model, settings)
+    key = cache_key(sha256 or sha256_file(path), name, cfg.asr.model, settings)
     folder = cache_dir / "transcripts"
     cached = folder / f"{key}.json"
     if cached.is_file():
@@ -94,13 +96,14 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     return transcript
 
 
-def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None) -> ExtractedDocument:
+def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None,
+                  sha256: str | None = None) -> ExtractedDocument:
     """Transcribe (or reuse the cached transcript of) a recording, as a time-sectioned document.
     ``on_progress(done, total)`` gets seconds of audio transcribed (not called for a cached transcript)."""
     from pipeline.errors import IngestError
 
     path = Path(path)
-    transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress)
+    transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress, sha256=sha256)
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     warnings = list(transcript.warnings)
     if not spans:

@@ -90,18 +90,19 @@ def from_pdf(path: Path, strip_headers: bool = True) -> DocText:
     )
 
 
-def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None) -> DocText:
+def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None, sha256: str | None = None) -> DocText:
     """A recording: its transcript (cached under ``cache_dir/transcripts``, made now if missing) in
     the time windows the knowledge base uses (``asr.section_seconds``)."""
     from ingest.media_doc import time_sections, transcribe_cached
     from pipeline.errors import IngestError
     from pipeline.kb.store import sha256_file
 
-    transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify)
+    digest = sha256 or sha256_file(path)  # hashed once: the transcript cache key and the summary identity
+    transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify, sha256=digest)
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     if not spans:
         raise IngestError(f"{path}: no speech recognised in {transcript.duration:.0f} s of audio")
-    return DocText(title=path.stem, path=str(path), kind="media", identity=sha256_file(path), labels={}, n_pages=0,
+    return DocText(title=path.stem, path=str(path), kind="media", identity=digest, labels={}, n_pages=0,
                    spans=spans, sections=sections, outline_source="time windows")
 
 

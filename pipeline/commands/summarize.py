@@ -57,23 +57,24 @@ def _lecture(path: Path, cfg, kb_path: Path | None, quiet: bool):
     from pipeline.models import user_cache_dir
     from pipeline.outline import from_kb, from_media
 
+    from pipeline.kb.store import sha256_file
+
+    digest = sha256_file(path)  # once, for the KB lookup, the transcript cache and the summary cache
     if kb_path is not None:
         from pipeline.kb import KnowledgeBase
-        from pipeline.kb.store import sha256_file
 
         with KnowledgeBase(cfg, kb_path) as kb:
-            digest = sha256_file(path)
             same = [d for d in kb.find_documents(str(path)) if d.kind == "media" and d.sha256 == digest]
             if len(same) == 1:
                 return from_kb(kb, same[0])
     cache = (kb_path / "cache") if kb_path is not None else user_cache_dir()
     if quiet:
-        return from_media(path, cfg, cache, notify=note)
+        return from_media(path, cfg, cache, notify=note, sha256=digest)
     from pipeline.commands.transcribe import AudioProgress
 
     with AudioProgress(err) as progress:
         progress.start(f"transcribing {path.name}")
-        return from_media(path, cfg, cache, on_progress=progress.update, notify=note)
+        return from_media(path, cfg, cache, on_progress=progress.update, notify=note, sha256=digest)
 
 
 def register(app: typer.Typer) -> None:

@@ -94,7 +94,7 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None = None):
+def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None = None, sha256: str | None = None):
     """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
 
     Audio and video (by extension, else by probing with PyAV) are transcribed, with progress in
@@ -106,7 +106,7 @@ def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None 
 
         progress = progress or Progress()
         progress.stage("transcribing (s of audio)", None)
-        return extract_media(path, cfg, cache_dir, on_progress=progress.position)
+        return extract_media(path, cfg, cache_dir, on_progress=progress.position, sha256=sha256)
     from ingest.pdf import extract_pdf
 
     return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
@@ -220,7 +220,7 @@ class KnowledgeBase:
         if twins and existing is None:
             return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
 
-        doc = extract(path, self.cfg, self.path / "cache", progress)
+        doc = extract(path, self.cfg, self.path / "cache", progress, sha256=sha)
         from pipeline.chunking import Chunker, check_fits
 
         emb = self.embedder
