@@ -172,6 +172,15 @@ class LLMConfig(_Strict):
         return value
 
 
+class ServeConfig(_Strict):
+    """`syllabus serve`: the request queue in front of the one local model (pipeline/llm/scheduler.py)."""
+
+    max_queue: int = Field(ge=0, le=10_000)
+    queue_timeout: float = Field(gt=0)
+    request_timeout: float = Field(gt=0)
+    shutdown_grace: float = Field(ge=0, le=600)
+
+
 class PromptsConfig(_Strict):
     dir: str | None
 
@@ -210,6 +219,7 @@ class Config(_Strict):
     embedding: EmbeddingConfig
     retrieval: RetrievalConfig
     llm: LLMConfig
+    serve: ServeConfig
     prompts: PromptsConfig
     ask: AskConfig
     summarize: SummarizeConfig

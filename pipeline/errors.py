@@ -25,3 +25,9 @@ class ModelNotAvailable(SyllabusError):
 
 class KnowledgeBaseError(SyllabusError):
     """The knowledge base is missing, locked or damaged."""
+
+
+class EnvironmentProblem(SyllabusError):
+    """Something around the program is in the way (a busy port, a read-only folder): exit code 3."""
+
+    exit_code = 3

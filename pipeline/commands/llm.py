@@ -127,16 +127,17 @@ def register(app: typer.Typer) -> None:
           curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
             -d '{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]}'
         """
-        import uvicorn
-
         from pipeline.cli import STATE, note
         from pipeline.llm import options_from_config
-        from pipeline.llm.server import create_app
+        from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
 
         cfg = STATE.config()
+        sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
         kb_path = STATE.kb_path()
         llm = load_model(cfg, kb_path if (kb_path / "catalog.sqlite").exists() else None)
-        app_ = create_app(llm, options_from_config(cfg.llm))
+        limits = ServeLimits(**cfg.serve.model_dump())
+        app_ = create_app(llm, options_from_config(cfg.llm), limits)
+        bound = sock.getsockname()[1]
         note(f"serving {llm.name} ({llm.describe().get('precision', llm.backend)}, context {llm.context_length}) on "
-             f"http://{host}:{port}/v1 — OpenAI-compatible; Ctrl-C stops")
-        uvicorn.run(app_, host=host, port=port, log_level="debug" if STATE.verbose else "warning")
+             f"http://{host}:{bound}/v1 — OpenAI-compatible; Ctrl-C stops")
+        run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
