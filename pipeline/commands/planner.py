@@ -25,7 +25,7 @@ def _estimates(arch, mode: str, precision: Optional[str], base: dict):
     decoder = isinstance(arch, DecoderArch)
     if mode == "all":
         if not decoder:
-            raise ConfigError("--mode all compares LLM modes; Whisper and embedders run inference only")
+            raise ConfigError("--mode all compares LLM modes; for Whisper, T5 and encoders give --mode inference, full or lora")
         modes = ["inference", "full", "lora", "qlora"]
         return [(m, estimate(arch, Settings(mode=m, precision=DEFAULT_PRECISION[m], **base))) for m in modes]
     if precision == "all":
@@ -33,7 +33,7 @@ def _estimates(arch, mode: str, precision: Optional[str], base: dict):
         if decoder and arch.file_precision and arch.file_precision not in precs:
             precs = (*precs, arch.file_precision)
         return [(p, estimate(arch, Settings(mode=mode, precision=p, **base))) for p in precs]
-    default = DEFAULT_PRECISION[mode] if decoder else "fp16"
+    default = DEFAULT_PRECISION[mode] if decoder else ("fp16" if mode == "inference" else "bf16")
     if decoder and arch.file_precision and precision is None and mode == "inference":
         default = arch.file_precision  # a GGUF file: its own type
     p = precision or default
@@ -51,7 +51,14 @@ def register(app: typer.Typer) -> None:
         seq: int = typer.Option(2048, "--context", "--seq", min=1, help="Tokens: the context (inference) or sequence length (training)."),
         batch: int = typer.Option(1, "--batch", "-b", min=1, help="Sequences at once."),
         kv_cache_dtype: Optional[str] = typer.Option(None, "--kv-cache-dtype", help="KV cache dtype: fp16, bf16, fp32, fp8, int8, q8_0, q4_0 (default: compute dtype)."),
-        optimizer: str = typer.Option("adamw", "--optimizer", help="adamw, adamw8bit, sgd (momentum), adafactor."),
+        optimizer: str = typer.Option("adamw", "--optimizer", "--optim", help="adamw, adamw8bit, paged_adamw, paged_adamw8bit, sgd (momentum), adafactor."),
+        gpus: int = typer.Option(1, "--gpus", min=1, help="Data-parallel GPUs (training): the estimate is per GPU."),
+        shard: str = typer.Option("none", "--shard", help="none, ddp, zero1, zero2, zero3 or fsdp (states split among --gpus)."),
+        offload: str = typer.Option("none", "--offload", help="none, optimizer or params (to CPU RAM; params needs zero3/fsdp)."),
+        loss: str = typer.Option("full", "--loss", help="full (transformers: fp32 logits over the vocabulary) or chunked (torchtune/LitGPT)."),
+        runtime: str = typer.Option("auto", "--runtime", help="Whisper runtime: ctranslate2 (faster-whisper, default), openai or transformers."),
+        cuda_context: Optional[int] = typer.Option(None, "--cuda-context", min=0, help="CUDA context in MiB (default: 1024 for PyTorch, 512 for CTranslate2)."),
+        target_seq: Optional[int] = typer.Option(None, "--target-seq", min=1, help="Encoder-decoder training: decoder tokens (T5: --seq; Whisper: 448)."),
         grad_ckpt: bool = typer.Option(False, "--grad-ckpt", help="Gradient checkpointing (recompute activations per layer)."),
         attention: str = typer.Option("sdpa", "--attention", help="sdpa or flash (no s² term) or eager (stores attention scores)."),
         lora_rank: int = typer.Option(16, "--lora-rank", "-r", min=1, help="LoRA rank."),
@@ -78,6 +85,9 @@ def register(app: typer.Typer) -> None:
           syllabus vram --config path/to/config.json --mode lora --measure
           syllabus vram --model llama-3.1-8b --mode inference --precision all --plot mem.png
           syllabus vram --model whisper-large-v3 --beam 5 --gpu T4
+          syllabus vram --model whisper-large-v3 --runtime transformers --batch 8
+          syllabus vram --model llama-3.1-70b --mode full --gpus 8 --shard zero3 --offload optimizer
+          syllabus vram --model mt5-base --mode lora --seq 512 --target-seq 128
         """
         from pipeline.cli import emit_json, note, out
         from pipeline.errors import ConfigError
@@ -93,7 +103,9 @@ def register(app: typer.Typer) -> None:
         targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
         base = dict(batch=batch, seq=seq, kv_cache_dtype=kv_cache_dtype, optimizer=optimizer, grad_ckpt=grad_ckpt,
                     attention=attention, lora_rank=lora_rank, lora_targets=targets, master_weights=master_weights,
-                    double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead)
+                    double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead, gpus=gpus,
+                    shard=shard, offload=offload, loss=loss, runtime=runtime, cuda_context_mib=cuda_context,
+                    target_seq=target_seq)
         pairs = _estimates(arch, mode, precision, base)
         labels, ests = [p[0] for p in pairs], [p[1] for p in pairs]
         result: dict = {"model": arch.name, "params": arch.params(), "estimates": [e.as_dict() for e in ests]}
@@ -168,6 +180,10 @@ def register(app: typer.Typer) -> None:
         context: int = typer.Option(4096, "--context", min=256, help="Tokens the LLM must hold."),
         margin: float = typer.Option(0.10, "--margin", min=0.0, max=0.9, help="Fraction of memory kept free."),
         allow_download: bool = typer.Option(False, "--allow-download", help="Also choose models whose weights are not on this machine."),
+        finetune: Optional[str] = typer.Option(None, "--finetune", help="Plan fine-tuning this model (catalog name or config path) instead."),
+        gpus: Optional[str] = typer.Option(None, "--gpus", help="With --finetune: GPUs, as 4x80GB or a count of the card found / given."),
+        seq: Optional[int] = typer.Option(None, "--seq", min=1, help="With --finetune: training sequence length (default 2048 or the model's)."),
+        plot: Optional[str] = typer.Option(None, "--plot", help="With --finetune: stacked bars of the best setups to this PNG."),
         as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
     ) -> None:
         """Pick the speech model, embedder and LLM (with precision) that fit this machine, and say why.
@@ -176,8 +192,28 @@ def register(app: typer.Typer) -> None:
           syllabus plan
           syllabus plan --gpu "RTX 4090" --context 8192 --json
           syllabus plan --vram 12GB --allow-download
+          syllabus plan --finetune llama-3.1-8b --vram 24GB
+          syllabus plan --finetune llama-3.1-70b --gpus 4x80GB --json
         """
         from pipeline.cli import emit_json, out
+
+        if finetune:
+            from pipeline.planner import report
+            from pipeline.planner.finetune import plan_for
+            from pipeline.planner.readers import resolve_model
+
+            fp = plan_for(resolve_model(finetune), gpus, gpu, vram_size, seq=seq, margin=margin)
+            result = fp.as_dict()
+            if plot:
+                result["plot"] = str(report.finetune_plot(fp, plot))
+            if as_json:
+                emit_json(result)
+                return
+            out.print(report.finetune_table(fp))
+            out.print(report.seed_lines(fp), highlight=False)
+            for line in fp.lines:
+                out.print(f"• {line}", highlight=False)
+            return
         from pipeline.planner import report
         from pipeline.planner.hardware import detect
         from pipeline.planner.plan import make_plan

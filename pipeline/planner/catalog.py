@@ -172,7 +172,48 @@ class EncoderArch:
         return emb + self.layers * layer + ((h * h + h) if self.pooler else 0)
 
 
-Arch = DecoderArch | WhisperArch | EncoderArch
+@dataclass(frozen=True)
+class EncDecArch:
+    """An encoder-decoder T5 (Raffel et al. 2020): relative position bias, RMS layer norms without
+    bias, ReLU MLP (T5 1.0) or gated GELU (T5 1.1, mT5, Flan-T5, ``gated``)."""
+
+    name: str
+    d_model: int
+    d_kv: int  # per head
+    heads: int
+    d_ff: int
+    encoder_layers: int
+    decoder_layers: int
+    vocab: int
+    gated: bool = True
+    tied: bool = False  # T5 1.0 ties the output layer to the shared embedding; 1.1 / mT5 do not
+    max_tokens: int = 512  # the length the models were trained at (relative positions allow more)
+    buckets: int = 32  # relative_attention_num_buckets
+    hub_id: str | None = None
+    family: str = "t5"
+    kind: str = field(default="encdec", init=False)
+
+    @property
+    def inner(self) -> int:
+        return self.heads * self.d_kv
+
+    def ff_params(self) -> int:
+        return (3 if self.gated else 2) * self.d_model * self.d_ff
+
+    def params(self) -> int:
+        """Counted as transformers' T5ForConditionalGeneration: shared embedding, per stack the layers,
+        one relative-position table (first layer) and a final norm; the head unless tied."""
+        d, attn = self.d_model, 4 * self.d_model * self.inner
+        enc = self.encoder_layers * (attn + self.ff_params() + 2 * d) + self.buckets * self.heads + d
+        dec = self.decoder_layers * (2 * attn + self.ff_params() + 3 * d) + self.buckets * self.heads + d
+        return self.vocab * d * (1 if self.tied else 2) + enc + dec
+
+
+Arch = DecoderArch | WhisperArch | EncoderArch | EncDecArch
+
+
+def _t5(name, d, kv, heads, ff, layers, vocab, gated, tied, hub, family="t5") -> EncDecArch:
+    return EncDecArch(name, d, kv, heads, ff, layers, layers, vocab, gated=gated, tied=tied, hub_id=hub, family=family)
 
 
 def _d(name, hidden, layers, heads, kv, inter, vocab, ctx, **kw) -> DecoderArch:
@@ -256,6 +297,19 @@ MODELS: dict[str, Arch] = {
                     hub_id="sentence-transformers/all-MiniLM-L6-v2", family="minilm"),
         EncoderArch("all-minilm-l12-v2", 384, 12, 12, 1536, 30522, 512, 256,
                     hub_id="sentence-transformers/all-MiniLM-L12-v2", family="minilm"),
+        EncoderArch("bert-base", 768, 12, 12, 3072, 30522, 512, 512, hub_id="google-bert/bert-base-uncased"),
+        EncoderArch("bert-large", 1024, 24, 16, 4096, 30522, 512, 512, hub_id="google-bert/bert-large-uncased"),
+        # T5 family: d_model, d_kv, num_heads, d_ff, num_layers, vocab_size, feed_forward_proj, tie_word_embeddings.
+        _t5("t5-small", 512, 64, 8, 2048, 6, 32128, False, True, "google-t5/t5-small"),
+        _t5("t5-base", 768, 64, 12, 3072, 12, 32128, False, True, "google-t5/t5-base"),
+        _t5("t5-large", 1024, 64, 16, 4096, 24, 32128, False, True, "google-t5/t5-large"),
+        _t5("flan-t5-base", 768, 64, 12, 2048, 12, 32128, True, False, "google/flan-t5-base"),
+        _t5("flan-t5-large", 1024, 64, 16, 2816, 24, 32128, True, False, "google/flan-t5-large"),
+        _t5("flan-t5-xl", 2048, 64, 32, 5120, 24, 32128, True, False, "google/flan-t5-xl"),
+        _t5("mt5-small", 512, 64, 6, 1024, 8, 250112, True, False, "google/mt5-small", "mt5"),
+        _t5("mt5-base", 768, 64, 12, 2048, 12, 250112, True, False, "google/mt5-base", "mt5"),
+        _t5("mt5-large", 1024, 64, 16, 2816, 24, 250112, True, False, "google/mt5-large", "mt5"),
+        _t5("mt5-xl", 2048, 64, 32, 5120, 24, 250112, True, False, "google/mt5-xl", "mt5"),
     ]
 }
 

@@ -18,20 +18,32 @@ from dataclasses import asdict, dataclass, field
 
 from pipeline.errors import ConfigError
 from pipeline.planner import GB, GiB
-from pipeline.planner.catalog import Arch, DecoderArch, EncoderArch, WhisperArch
-from pipeline.planner.precision import (FLOAT_BYTES, Precision, gguf_tensor_type, gguf_type_bits, linear_bits,
-                                        parse_precision)
+from pipeline.planner.catalog import Arch, EncDecArch, EncoderArch, WhisperArch
+from pipeline.planner.inference import (estimate_inference, kv_cache_bytes, logits_bytes_inference,  # noqa: F401
+                                        prefill_working_set, weight_bytes)
+from pipeline.planner.precision import Precision, parse_precision
+from pipeline.planner.terms import (OPTIMIZERS, korthikanti_gpt_layer, lora_params, optimizer_bytes,  # noqa: F401
+                                    resolve_targets, train_layer_activations)
 
 MODES = ("inference", "full", "lora", "qlora")
-OPTIMIZERS = ("adamw", "adamw8bit", "sgd", "adafactor")
 ATTENTION = ("sdpa", "flash", "eager")
 ALL_LINEAR = ("all-linear",)  # every linear layer of the blocks (peft's "all-linear", lm_head excluded)
+SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")  # fsdp: FULL_SHARD, i.e. ZeRO-3
+OFFLOAD = ("none", "optimizer", "params")  # params: ZeRO-3 offload_param / FSDP CPUOffload (states too)
+LOSSES = ("full", "chunked")  # transformers' full-vocabulary fp32 loss; chunked CE (torchtune, LitGPT)
+RUNTIMES = ("auto", "ctranslate2", "openai", "transformers")  # Whisper; auto: ctranslate2 (faster-whisper)
 
-# CUDA context + cuBLAS/cuDNN handles of a PyTorch (or CTranslate2) process: not tensor memory, so
-# torch.cuda.memory_allocated never shows it, but nvidia-smi does. 500 MiB is the middle of the
-# 300-800 MiB range commonly reported for CUDA 12 with lazy module loading (varies with GPU and
-# driver); eval/vram_eval.py checks it against published nvidia-smi figures.
-CUDA_CONTEXT_BYTES = 500 * 2**20
+# CUDA context + module images + cuBLAS/cuDNN workspaces: not tensor memory, so
+# torch.cuda.memory_allocated never shows it, but nvidia-smi does. With lazy module loading (CUDA >=
+# 11.7, PyTorch's default) the bare context is 300-400 MiB (pytorch/pytorch#107667, #109888) and grows
+# as a run loads kernels (attention, bitsandbytes, cuBLASLt workspaces); before CUDA 11.7 every kernel
+# was loaded at start, "> 1000 MB" (#107667), 1105 MiB left after empty_cache in #60150. Published
+# nvidia-smi figures for small models imply 1.0-1.4 GiB in total. Default: 1.0 GiB for a PyTorch
+# process, the low end, the fit check's 10% margin covering the rest on cards of 8 GB and up;
+# ``--cuda-context MIB`` sets it (1400 for eager loading). CTranslate2 (faster-whisper) loads cuBLAS but
+# none of PyTorch's kernels: 0.5 GiB, which its published nvidia-smi rows in eval/vram_published.yaml
+# bear out.
+CUDA_CONTEXT_MIB = {"torch": 1024, "ctranslate2": 512}
 # The caching allocator rounds blocks up (512 B, 2 MiB segments) and keeps freed blocks cached, so
 # reserved memory exceeds the allocated peak (PyTorch "CUDA semantics", memory management). Weights and
 # optimizer state are allocated once and pack tightly; the slack comes from the short-lived tensors
@@ -48,7 +60,7 @@ class Settings:
     batch: int = 1
     seq: int = 2048  # context (inference) or sequence length (training), tokens
     kv_cache_dtype: str | None = None  # None: the compute dtype; fp8 / int8 caches: "fp8"
-    optimizer: str = "adamw"
+    optimizer: str = "adamw"  # adamw, adamw8bit, paged_adamw, paged_adamw8bit, sgd, adafactor
     grad_ckpt: bool = False  # activation recomputation (gradient checkpointing), per layer
     attention: str = "sdpa"  # sdpa / flash: no s² term; eager: the s² scores are stored
     lora_rank: int = 16
@@ -60,6 +72,13 @@ class Settings:
     runtime: str = "auto"  # Whisper: ctranslate2 (faster-whisper, the default) or transformers / openai
     encoder_copy: bool = False  # Whisper on CPU in Syllabus: a second CTranslate2 instance for the encoder threads
     overhead: bool = True  # add CUDA context and allocator slack
+    cuda_context_mib: int | None = None  # None: CUDA_CONTEXT_MIB for the runtime
+    gpus: int = 1  # data-parallel GPUs; with shard zero*/fsdp the states are split among them
+    shard: str = "none"  # none | ddp | zero1 | zero2 | zero3 | fsdp
+    offload: str = "none"  # none | optimizer | params (to CPU RAM)
+    loss: str = "full"  # full (transformers: fp32 over the vocabulary) | chunked
+    kbit_prep: bool | None = None  # QLoRA: peft.prepare_model_for_kbit_training upcasts unquantized weights to fp32 (None: on for qlora)
+    target_seq: int | None = None  # encoder-decoder training: decoder tokens (None: T5 seq, Whisper 448)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -68,8 +87,18 @@ class Settings:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if self.attention not in ATTENTION:
             raise ConfigError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTION)}")
-        if self.batch < 1 or self.seq < 1 or self.lora_rank < 1 or self.beam < 1:
-            raise ConfigError("batch, seq, lora rank and beam must be at least 1")
+        for name, value, valid in (("shard", self.shard, SHARDING), ("offload", self.offload, OFFLOAD),
+                                   ("loss", self.loss, LOSSES), ("runtime", self.runtime, RUNTIMES)):
+            if value not in valid:
+                raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        if self.batch < 1 or self.seq < 1 or self.lora_rank < 1 or self.beam < 1 or self.gpus < 1:
+            raise ConfigError("batch, seq, lora rank, beam and gpus must be at least 1")
+        if self.shard not in ("none", "ddp") and self.gpus < 2:
+            raise ConfigError(f"--shard {self.shard} splits states among GPUs: give --gpus 2 or more")
+        if self.mode == "inference" and (self.gpus > 1 or self.offload != "none"):
+            raise ConfigError("--gpus/--shard/--offload describe training; inference estimates are for one GPU")
+        if self.offload == "params" and self.shard not in ("zero3", "fsdp"):
+            raise ConfigError("--offload params needs --shard zero3 or fsdp (parameter offload is ZeRO-3 / FSDP)")
         self.lora_targets = tuple(self.lora_targets)
 
     def prec(self) -> Precision:
@@ -100,6 +129,7 @@ class Estimate:
     components: list[Component]
     phase: str  # when the peak happens
     notes: list[str] = field(default_factory=list)
+    cpu_components: list[Component] = field(default_factory=list)  # offloaded to CPU RAM (not in the total)
 
     @property
     def total_bytes(self) -> int:
@@ -129,7 +159,8 @@ class Estimate:
             "phase": self.phase, "total_bytes": self.total_bytes, "total_gib": round(self.total_bytes / GiB, 3),
             "total_gb": round(self.total_bytes / GB, 3), "tensor_bytes": self.tensor_bytes,
             "components": [dict(asdict(c), gib=round(c.gib, 4), gb=round(c.bytes / GB, 4)) for c in self.components],
-            "notes": self.notes,
+            "notes": self.notes, "cpu_bytes": sum(c.bytes for c in self.cpu_components),
+            "cpu_components": [dict(asdict(c), gib=round(c.gib, 4)) for c in self.cpu_components],
         }
 
 
@@ -139,268 +170,26 @@ def _n(x: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Weights
-
-
-def weight_bytes(arch: DecoderArch, prec: Precision) -> tuple[int, str]:
-    """Bytes of all weights at a precision, and the formula.
-
-    Float: params × bytes. bitsandbytes (transformers' integration) and GPTQ/AWQ quantize the linear
-    layers of the blocks only; embeddings, norms, biases and the output layer stay in 16 bit
-    (transformers `get_keys_to_not_convert` keeps lm_head; nn.Embedding is not replaced). GGUF: per
-    tensor type from llama.cpp's quantizer rules (precision.gguf_tensor_type), 1-D tensors in F32.
-    """
-    if prec.kind == "float":
-        b = FLOAT_BYTES[prec.name]
-        return arch.params() * b, f"{_n(arch.params())} params × {b} B"
-    if prec.kind == "gguf":
-        if arch.file_weight_bytes and arch.file_precision == prec.name:
-            return arch.file_weight_bytes, f"read from the GGUF file's tensor table ({prec.name})"
-        return _gguf_weight_bytes(arch, prec.name)
-    n_linear = arch.layers * arch.block_linear_params()
-    linear = arch.layers * sum(i * o * linear_bits(prec, i, o) / 8 for i, o in arch.linear_shapes().values())
-    other = arch.shape_params() - n_linear
-    bits = linear * 8 / n_linear
-    total = (linear + other * 2) * arch.scale
-    return int(total), (f"{_n(n_linear * arch.scale)} linear weights × {bits:.3f} bit + "
-                        f"{_n(other * arch.scale)} others (embeddings, norms, head) × 2 B")
-
-
-_GGUF_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
-               "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down", "qkv_proj": "attn_qkv",
-               "gate_up_proj": "ffn_up"}
-
-
-def _gguf_weight_bytes(arch: DecoderArch, ftype: str) -> tuple[int, str]:
-    """GGUF bytes: Σ over tensors of elements × bits(type)/8, types per llama.cpp (see precision.py)."""
-    gqa = arch.heads // arch.kv_heads
-    total = 0.0
-    for name, (i, o) in arch.linear_shapes().items():
-        for layer in range(arch.layers):
-            t = gguf_tensor_type(ftype, _GGUF_NAMES[name], layer, arch.layers, i, tied=arch.tied, gqa=gqa)
-            total += i * o * gguf_type_bits(t) / 8
-    emb_t = gguf_tensor_type(ftype, "token_embd", 0, arch.layers, arch.hidden, tied=arch.tied, gqa=gqa)
-    total += arch.embedding_params() * gguf_type_bits(emb_t) / 8
-    if not arch.tied:
-        out_t = gguf_tensor_type(ftype, "output", 0, arch.layers, arch.hidden, tied=False, gqa=gqa)
-        total += arch.head_params() * gguf_type_bits(out_t) / 8
-    small = arch.shape_params() - arch.layers * arch.block_linear_params() - arch.embedding_params() - arch.head_params()
-    total += small * 4  # norms and biases: F32
-    total *= arch.scale
-    bits = total * 8 / arch.params()
-    return int(total), f"{_n(arch.params())} params at {bits:.3f} bit/weight on average ({ftype} mix, embeddings {emb_t})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Inference
-
-
-def kv_cache_bytes(arch: DecoderArch, batch: int, context: int, kv_bytes: float) -> tuple[int, str]:
-    """KV cache = 2 (K and V) × layers × batch × context × n_kv_heads × head_dim × bytes.
-
-    Pope et al. 2022, "Efficiently Scaling Transformer Inference" §2 (the KV cache per token is
-    2·n_layers·d_kv); with grouped-query attention only n_kv_heads heads are cached (Ainslie et al.
-    2023, GQA). Sliding-window layers (Gemma 2/3) cache at most the window (Beltagy et al. 2020).
-    """
-    local = arch.local_layers()
-    window = min(context, arch.sliding_window or context)
-    tokens = (arch.layers - local) * context + local * window
-    total = 2 * batch * tokens * arch.kv_dim * kv_bytes
-    layers = f"{arch.layers} layers × {context}" if not local else f"({arch.layers - local} × {context} + {local} × {window})"
-    return int(total), f"2 × {layers} tokens × batch {batch} × {arch.kv_heads} kv heads × {arch.hd} × {kv_bytes:g} B"
-
-
-def prefill_working_set(arch: DecoderArch, batch: int, seq: int, p: int, attention: str) -> tuple[int, str]:
-    """Transient memory of one decoder layer while the prompt is processed in one pass (no grad).
-
-    Counted on the HF implementation (the largest of the MLP and attention phases of one layer):
-    MLP: residual, normed input, inputs_embeds and layer input (4h) + SiLU(gate), up, product (3I);
-    attention: 3h + q, q_rot, output (3·q_dim) + k, v (2·kv_dim); plus RoPE cos/sin (2·head_dim).
-    Eager attention also stores the b·heads·s² scores (p), softmax in fp32 (4) and its cast (p)
-    (Korthikanti et al. 2022 §4.1's 5as²b term, HF's fp32 softmax); SDPA/flash never materialise them
-    (Dao et al. 2022). Chunked prefill (vLLM, llama.cpp) caps s at the chunk size.
-    """
-    mlp = 3 * arch.intermediate + 4 * arch.hidden
-    attn = 3 * arch.hidden + 3 * arch.q_dim + 2 * arch.kv_dim
-    per_token = p * max(mlp, attn) + 2 * p * arch.hd
-    total = batch * seq * per_token
-    formula = f"{batch}×{seq} tokens × ({p} B × max(3I+4h, 3h+3q+2kv) + 2·{p}·head_dim)"
-    if attention == "eager":
-        total += batch * arch.heads * seq * seq * (2 * p + 4)
-        formula += f" + {batch}×{arch.heads} heads × {seq}² × {2 * p + 4} B"
-    return int(total), formula
-
-
-def logits_bytes_inference(arch: DecoderArch, batch: int, p: int) -> tuple[int, str]:
-    """generate() computes logits for the last position only (logits_to_keep=1) and copies them to fp32."""
-    return batch * arch.vocab * (p + 4), f"{batch} × {arch.vocab} vocab × ({p} + 4) B"
-
-
-# ---------------------------------------------------------------------------------------------
-# Training: states
-
-
-def resolve_targets(arch: DecoderArch, targets: tuple[str, ...]) -> tuple[str, ...]:
-    """LoRA target names → module names of this architecture ("all-linear": all block linears)."""
-    if tuple(targets) == ("all-linear",):
-        return tuple(arch.linear_shapes())
-    return tuple(targets)
-
-
-def lora_params(arch: DecoderArch, rank: int, targets: tuple[str, ...]) -> int:
-    """LoRA adds A (r × in) and B (out × r) per adapted matrix: r·(in + out) parameters
-    (Hu et al. 2021, "LoRA", §4.1)."""
-    shapes = arch.linear_shapes()
-    targets = resolve_targets(arch, targets)
-    unknown = [t for t in targets if t not in shapes]
-    if unknown:
-        raise ConfigError(f"unknown LoRA target(s) {', '.join(unknown)}; valid: {', '.join(shapes)} or all-linear")
-    return arch.layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets)
-
-
-def gradient_bytes(trainable: int, grad_bytes: int) -> tuple[int, str]:
-    """One gradient per trainable parameter, in the parameter's dtype (PyTorch autograd accumulates
-    .grad in the dtype of the leaf; ZeRO paper, Rajbhandari et al. 2020 §3.1: 2Ψ in fp16)."""
-    return trainable * grad_bytes, f"{_n(trainable)} trainable × {grad_bytes} B"
-
-
-def optimizer_bytes(arch: DecoderArch | None, trainable: int, optimizer: str, state_bytes: int,
-                    matrices: list[tuple[int, int]] | None = None) -> tuple[int, str, str]:
-    """Optimizer state bytes, formula and source.
-
-    AdamW: two moments per parameter (Loshchilov & Hutter 2019); in fp32 with mixed precision → 8 B
-    (Rajbhandari et al. 2020 §3.1, K = 12 including the master copy). 8-bit AdamW: both moments in
-    8 bit with one fp32 absmax per 256-value block (Dettmers et al. 2022, "8-bit Optimizers via
-    Block-wise Quantization", §2): 2 + 8/256 B. SGD with momentum: one buffer. Adafactor
-    (Shazeer & Stern 2018 §3): factored second moment, a row and a column vector per matrix, no first
-    moment (β1 = 0, the HF default); vectors keep a full second moment.
-    """
-    if optimizer == "adamw":
-        return trainable * 2 * state_bytes, f"2 moments × {_n(trainable)} × {state_bytes} B", "Loshchilov & Hutter 2019; ZeRO §3.1"
-    if optimizer == "adamw8bit":
-        return int(trainable * (2 + 8 / 256)), f"{_n(trainable)} × (2 × 1 B + 2 × 4 B/256)", "Dettmers et al. 2022 (8-bit optimizers) §2"
-    if optimizer == "sgd":
-        return trainable * state_bytes, f"momentum {_n(trainable)} × {state_bytes} B", "torch.optim.SGD momentum_buffer"
-    if optimizer == "adafactor":
-        matrices = matrices or []
-        factored = sum(r + c for r, c in matrices)
-        full = trainable - sum(r * c for r, c in matrices)
-        return ((factored + full) * state_bytes, f"(Σ rows+cols {_n(factored)} + vectors {_n(full)}) × {state_bytes} B",
-                "Shazeer & Stern 2018 §3")
-    raise ConfigError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-
-
-def _matrices(arch: DecoderArch, lora: tuple[int, tuple[str, ...]] | None = None) -> list[tuple[int, int]]:
-    if lora:
-        rank, targets = lora
-        targets = resolve_targets(arch, targets)
-        shapes = arch.linear_shapes()
-        return [m for t in targets for m in ((rank, shapes[t][0]), (shapes[t][1], rank))] * arch.layers
-    mats = [(o, i) for (i, o) in arch.linear_shapes().values()] * arch.layers
-    mats.append((arch.vocab, arch.hidden))
-    if not arch.tied:
-        mats.append((arch.vocab, arch.hidden))
-    return mats
-
-
-# ---------------------------------------------------------------------------------------------
-# Training: activations
-
-
-def korthikanti_gpt_layer(s: int, b: int, h: int, a: int, recompute: str = "none") -> int:
-    """Korthikanti et al. 2022, eq. (1) and §5: activation bytes of one GPT layer in 16 bit without
-    parallelism: sbh(34 + 5as/h); with selective recomputation (the attention core recomputed, as
-    flash/SDPA effectively do) 34sbh; with full recomputation 2sbh (the layer input only)."""
-    if recompute == "full":
-        return 2 * s * b * h
-    if recompute == "selective":
-        return 34 * s * b * h
-    return s * b * h * 34 + 5 * a * s * s * b
-
-
-def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: str, seq: int,
-                            lora: tuple[int, tuple[str, ...]] | None = None,
-                            quantized_base: bool = False) -> tuple[float, str]:
-    """Bytes per token (and per layer) that one Llama-style layer keeps for backward, plus the s² term
-    per sequence folded in per token.
-
-    style: "pure" (params and activations in one dtype of p bytes), "amp" (fp32 params and residual,
-    16-bit matmuls under torch.autocast), "lora" (16-bit frozen base, fp32 adapters, autocast).
-    Korthikanti et al. 2022 §4.1's method on the HF block: RMSNorm upcasts to fp32 and keeps that copy
-    (4h) plus, when its weight trains, the normalised output; q/k/v/o and SDPA keep q, k, v, output
-    (p·(2q_dim + 2kv_dim)) and the fp32 log-sum-exp; the SwiGLU MLP keeps gate, SiLU, up and product
-    (4pI; only 3 when down_proj is frozen). Under autocast each linear casts its input to 16 bit
-    separately and keeps the copy. LoRA keeps a copy of each adapted module's input and A's output.
-
-    ``quantized_base`` (QLoRA): bitsandbytes' MatMul4Bit keeps its 16-bit input for backward whenever
-    a gradient flows through it (``ctx.tensors = (A, B)`` in bitsandbytes/autograd/_functions.py),
-    although the frozen weight needs no input to pass the gradient on. Per layer that holds the
-    distinct inputs of the base linears that nothing else keeps: attention input (h), MLP input (h)
-    and the MLP's inner product (I), 2 B each, whichever modules the adapters target. (o_proj's input
-    is a view of the attention output, which the attention backward keeps already; the first layer's
-    attention input needs no gradient and is not kept: one 2h per token, left in as a margin.)
-    """
-    h, q, kv, I = arch.hidden, arch.q_dim, arch.kv_dim, arch.intermediate
-    n_norms = arch.norms_per_layer
-    lse = 4 * arch.heads  # fp32 log-sum-exp per head and token (flash/SDPA backward)
-    attn_core = p * (2 * q + 2 * kv) + lse
-    mlp_mats = 4 if arch.gated_mlp else 2
-    if style == "pure":
-        norms = n_norms * (4 + p) * h  # fp32 upcast + normalised p-byte copy (one and the same if p == 4)
-        inputs = p * h * 2  # shared input of q/k/v and of gate/up
-        mlp = mlp_mats * p * I
-        per_token = norms + inputs + attn_core + mlp
-        formula = f"{n_norms}·(4+{p})h + 2·{p}h + {p}(2q+2kv) + {mlp_mats}·{p}I"
-    elif style == "amp":
-        norms = n_norms * 8 * h  # fp32 residual + fp32 normalised output
-        n_casts = sum(arch.input_consumers())
-        casts = 2 * h * n_casts  # one 16-bit copy per consuming linear
-        mlp = mlp_mats * 2 * I
-        per_token = norms + casts + attn_core + mlp
-        formula = f"{n_norms}·8h + 2h·{n_casts} casts + 2(2q+2kv) + {mlp_mats}·2I"
-    elif style == "lora":
-        rank, targets = lora
-        targets = resolve_targets(arch, targets)
-        shapes = arch.linear_shapes()
-        norms = n_norms * 4 * h  # fp32 upcast only: the frozen weight needs no saved output
-        mlp = (3 if arch.gated_mlp else 1) * 2 * I
-        adapters = sum(2 * shapes[t][0] + 2 * rank for t in targets)  # input copy + A output, 16 bit
-        per_token = norms + attn_core + mlp + adapters
-        formula = f"{n_norms}·4h + 2(2q+2kv) + {3 if arch.gated_mlp else 1}·2I + Σ_targets 2·(in + r)"
-        if quantized_base:
-            per_token += 2 * (2 * h + I)
-            formula += " + 2(2h+I) (4-bit base inputs)"
-    else:
-        raise ValueError(style)
-    if attention == "eager":
-        # Stored scores per head and key: the fp32 softmax output (4 B) plus its 16-bit copy for the
-        # matmul with V (none in pure fp32); K and V repeated to all heads when kv_heads < heads.
-        c = p if style == "pure" else 2  # bytes of the matmul inputs
-        s2 = arch.heads * seq * (4 + (2 if c == 2 else 0))
-        rep = 2 * c * q if arch.kv_heads < arch.heads else 0
-        per_token += s2 + rep - lse
-        formula += f" + heads·s·{4 + (2 if c == 2 else 0)} (eager scores)"
-    return per_token, formula
-
-
-def loss_bytes(arch: DecoderArch, tokens: int) -> tuple[int, int]:
-    """HF ForCausalLMLoss: logits → .float() → cross_entropy. log_softmax keeps its fp32 output
-    (4·bsV, an activation); its backward holds grad-out and grad-in (2 × 4·bsV) at once."""
-    return 4 * tokens * arch.vocab, 8 * tokens * arch.vocab
-
-
-# ---------------------------------------------------------------------------------------------
 # Runtime overhead
 
 
-def runtime_components(components: list[Component], enabled: bool = True) -> list[Component]:
-    """CUDA context and allocator slack for a list of tensor components (nothing on CPU)."""
-    if not enabled:
+def cuda_context_bytes(st: Settings, runtime: str = "torch") -> int:
+    """The CUDA context term: ``--cuda-context`` when given, else the runtime's default."""
+    mib = st.cuda_context_mib if st.cuda_context_mib is not None else CUDA_CONTEXT_MIB[runtime]
+    return int(mib) * 2**20
+
+
+def runtime_components(components: list[Component], st: Settings, runtime: str = "torch") -> list[Component]:
+    """CUDA context and allocator slack for a list of tensor components (nothing when overhead is off)."""
+    if not st.overhead:
         return []
     transient = sum(c.bytes for c in components if c.category in ("Activation", "Temp"))
+    ctx = cuda_context_bytes(st, runtime)
+    given = st.cuda_context_mib is not None
     return [
-        Component("cuda_context", "CUDA context + libraries", CUDA_CONTEXT_BYTES, "Runtime",
-                  "500 MiB", "not tensor memory; CUDA 12 lazy loading, typical 300–800 MiB (see eval/)"),
+        Component("cuda_context", "CUDA context + libraries", ctx, "Runtime",
+                  f"{ctx / 2**20:.0f} MiB ({'--cuda-context' if given else runtime + ' default'})",
+                  "not tensor memory; published nvidia-smi figures 1.0–1.4 GiB for PyTorch (see estimator.CUDA_CONTEXT_MIB)"),
         Component("allocator", "allocator slack", int(transient * ALLOCATOR_SLACK), "Runtime",
                   f"{ALLOCATOR_SLACK:.0%} of activations and temporaries", "PyTorch caching allocator (reserved > allocated)"),
     ]
@@ -411,56 +200,23 @@ def runtime_components(components: list[Component], enabled: bool = True) -> lis
 
 
 def estimate(arch: Arch, settings: Settings) -> Estimate:
-    """The peak memory of running ``arch`` as ``settings`` says, component by component."""
+    """The peak memory of running ``arch`` as ``settings`` says, component by component (per GPU)."""
     if isinstance(arch, WhisperArch):
-        from pipeline.planner.others import estimate_whisper
+        from pipeline.planner.whisper import estimate_whisper
 
         return estimate_whisper(arch, settings)
-    if isinstance(arch, EncoderArch):
-        from pipeline.planner.others import estimate_embedder
+    if isinstance(arch, (EncoderArch, EncDecArch)):
+        from pipeline.planner.others import estimate_encoder
 
-        return estimate_embedder(arch, settings)
-    if settings.mode == "inference":
-        est = _estimate_inference(arch, settings)
+        est = estimate_encoder(arch, settings)
+    elif settings.mode == "inference":
+        est = estimate_inference(arch, settings)
     else:
         from pipeline.planner.training import estimate_training
 
         est = estimate_training(arch, settings)
-    est.components += runtime_components(est.components, settings.overhead)
+    est.components += runtime_components(est.components, settings)
     return est
-
-
-def _estimate_inference(arch: DecoderArch, st: Settings) -> Estimate:
-    prec = st.prec()
-    p = prec.compute_bytes
-    if prec.kind == "gguf":
-        p = 4 if prec.name == "F32" else 2
-    kv_b = {"fp8": 1, "int8": 1, "q8_0": 34 / 32, "q4_0": 18 / 32, "fp16": 2, "bf16": 2, "fp32": 4}.get(
-        (st.kv_cache_dtype or "").lower(), p)
-    comps = []
-    wb, wf = weight_bytes(arch, prec)
-    comps.append(Component("weights", f"weights ({prec.label})", wb, "Parameter", wf, _weights_source(prec)))
-    kb, kf = kv_cache_bytes(arch, st.batch, st.seq, kv_b)
-    comps.append(Component("kv_cache", "KV cache", kb, "Activation", kf, "Pope et al. 2022 §2; GQA: Ainslie et al. 2023"))
-    ab, af = prefill_working_set(arch, st.batch, st.seq, p, st.attention)
-    comps.append(Component("activations", "prefill working set", ab, "Activation", af,
-                           "Korthikanti et al. 2022 §4.1 method on the HF layer; Dao et al. 2022 (no s² with SDPA/flash)"))
-    lb, lf = logits_bytes_inference(arch, st.batch, p)
-    comps.append(Component("logits", "logits (last token)", lb, "Activation", lf, "transformers generate(): logits_to_keep=1"))
-    notes = []
-    if st.seq > arch.max_context:
-        notes.append(f"context {st.seq} is beyond the model's {arch.max_context} positions")
-    if prec.kind == "gguf":
-        notes.append("GGUF figures are for llama.cpp-style runtimes; transformers (gguf_file=) dequantizes to 16/32 bit")
-    if prec.kind == "bnb":
-        notes.append("bitsandbytes dequantizes each layer's weights to 16 bit per call (transient, one matrix)")
-    return Estimate(arch.name, arch.params(), asdict(st), prec.label, comps, "prefill (last layer)", notes)
-
-
-def _weights_source(prec: Precision) -> str:
-    return {"float": "params × dtype bytes", "bnb": "Dettmers et al. 2022 (LLM.int8) / 2023 (QLoRA §3)",
-            "gptq": "Frantar et al. 2023; AutoGPTQ packing", "awq": "Lin et al. 2024; AutoAWQ GEMM packing",
-            "gguf": "ggml block sizes (gguf GGML_QUANT_SIZES); llama.cpp llama-quant.cpp"}[prec.kind]
 
 
 def fits(est: Estimate, capacity_bytes: int, margin: float) -> bool:

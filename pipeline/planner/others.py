@@ -1,12 +1,13 @@
-"""Estimates for the two non-LLM stages: Whisper (speech) and the sentence embedder. Inference only."""
+"""Estimates for the sentence embedder (BERT-style encoder) and the T5 / mT5 encoder-decoders:
+inference here, training through ``encdec``. Whisper is in ``whisper``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
 from pipeline.errors import ConfigError
-from pipeline.planner.catalog import EncoderArch, WhisperArch
-from pipeline.planner.estimator import Component, Estimate, Settings, _n, runtime_components
+from pipeline.planner.catalog import EncDecArch, EncoderArch
+from pipeline.planner.estimator import Component, Estimate, Settings, _n
 
 
 def _float_bytes(precision: str, what: str) -> tuple[float, float, str]:
@@ -22,65 +23,12 @@ def _float_bytes(precision: str, what: str) -> tuple[float, float, str]:
     raise ConfigError(f"{what} precision must be fp32, fp16, bf16, int8 or int8_float16, not {precision!r}")
 
 
-def whisper_linear_params(arch: WhisperArch) -> int:
-    d, f = arch.d_model, arch.ffn
-    return arch.encoder_layers * (4 * d * d + 2 * d * f) + arch.decoder_layers * (8 * d * d + 2 * d * f)
-
-
-def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
-    """Whisper decoding one 30-s window per batch item with beam search.
-
-    Architecture: Radford et al. 2022 ("Robust Speech Recognition via Large-Scale Weak Supervision")
-    §2.2 and Table 1; encoder over 1500 positions, decoder over at most 448 tokens. Each decoder layer
-    keeps the cross-attention keys/values of the encoder output, 2·1500·d per sequence (Pope et al. 2022
-    §2 KV-cache accounting): transformers and openai-whisper repeat them for every beam
-    (transformers `_expand_inputs_for_generation`); CTranslate2 (faster-whisper) keeps one copy per
-    batch item. The self-attention cache is counted at its bound, 448 positions per beam (prompt from
-    the previous window + output), so long windows never surprise.
-    """
-    if st.mode != "inference":
-        raise ConfigError("Whisper estimates cover inference (transcription) only")
-    lin_b, p, label = _float_bytes(st.precision, "Whisper")
-    n_lin = whisper_linear_params(arch)
-    other = arch.params() - n_lin
-    d, T, S = arch.d_model, arch.audio_ctx, arch.text_ctx
-    b, beams = st.batch, st.batch * st.beam
-    per_beam_cross = st.runtime in ("transformers", "openai")
-    cross_seqs = beams if per_beam_cross else b
-    lin_scale = 4 * (arch.encoder_layers * (4 * d + d + arch.ffn) + arch.decoder_layers * (8 * d + d + arch.ffn)) if lin_b == 1 else 0
-    runtime = "transformers/openai-whisper" if per_beam_cross else "CTranslate2 (faster-whisper)"
-    comps = [
-        Component("weights", f"weights ({label})", int(n_lin * lin_b + other * p + lin_scale), "Parameter",
-                  f"{_n(n_lin)} linear × {lin_b:g} B + {_n(other)} others × {p:g} B", "Radford et al. 2022 Table 1"),
-        Component("activations", "encoder working set", int(b * (3000 * d * p * 2 + T * d * p * 6 + arch.heads * T * T * p)),
-                  "Activation", f"{b} × (conv 2·3000·d + 6·1500·d + heads·1500²) × {p:g} B",
-                  "one encoder layer at a time; one score matrix materialised (softmax in place)"),
-        Component("encoder_out", "encoder output", int(b * T * d * p), "Activation", f"{b} × 1500 × {d} × {p:g} B",
-                  "kept for the decoder"),
-        Component("kv_cache", "cross-attention K/V", int(2 * arch.decoder_layers * cross_seqs * T * d * p), "Activation",
-                  f"2 × {arch.decoder_layers} layers × {cross_seqs} {'beams' if per_beam_cross else 'sequences'} × 1500 × {d} × {p:g} B ({runtime})",
-                  "Radford et al. 2022; Pope et al. 2022"),
-        Component("self_kv", "self-attention KV cache", int(2 * arch.decoder_layers * beams * S * d * p), "Activation",
-                  f"2 × {arch.decoder_layers} × {beams} beams × 448 × {d} × {p:g} B (upper bound)", "Pope et al. 2022 §2"),
-        Component("logits", "logits", beams * arch.vocab * 4, "Activation", f"{beams} × {arch.vocab} × 4 B", "fp32 log-probs per beam"),
-    ]
-    if st.encoder_copy:
-        comps.insert(1, Component("weights_encoder", "weights, encoder instance", comps[0].bytes, "Parameter",
-                                  "the same weights loaded once more",
-                                  "Syllabus on CPU: encoder on every core, decoder on one thread (ingest.asr.faster)"))
-    est = Estimate(arch.name, arch.params(), asdict(st), label, comps, "decoding")
-    est.components += runtime_components(est.components, st.overhead)
-    return est
-
-
 def estimate_embedder(arch: EncoderArch, st: Settings) -> Estimate:
     """A BERT-style encoder embedding a batch of texts (no grad, eager attention).
 
     Devlin et al. 2019 architecture; one layer's working set at a time: hidden states (several h-wide
     tensors), the MLP's intermediate (I) and the b·heads·s² attention scores with their softmax.
     """
-    if st.mode != "inference":
-        raise ConfigError("embedder estimates cover inference only")
     _, p, label = _float_bytes(st.precision, "embedder")
     s = min(st.seq, arch.max_tokens)
     b = st.batch
@@ -91,6 +39,46 @@ def estimate_embedder(arch: EncoderArch, st: Settings) -> Estimate:
                                                            + b * arch.heads * s * s * p * 2),
                   "Activation", f"{b} × {s} × (6h + 2I) × {p:g} B + {b}·{arch.heads}·{s}²·2·{p:g} B", "one layer at a time"),
     ]
-    est = Estimate(arch.name, arch.params(), asdict(st), label, comps, "forward")
-    est.components += runtime_components(est.components, st.overhead)
-    return est
+    return Estimate(arch.name, arch.params(), asdict(st), label, comps, "forward")
+
+
+def estimate_encoder(arch: EncoderArch | EncDecArch, st: Settings) -> Estimate:
+    """An embedder or a T5: inference here, training (full, LoRA) through ``encdec``."""
+    if st.mode != "inference":
+        from pipeline.planner.encdec import estimate_seq2seq_training
+
+        _, _, label = _float_bytes(st.precision, arch.name)
+        if label.startswith("int8"):
+            raise ConfigError(f"training {arch.name} takes fp32, bf16 or fp16 weights, not {st.precision}")
+        return estimate_seq2seq_training(arch, st, label)
+    if isinstance(arch, EncDecArch):
+        return estimate_t5(arch, st)
+    return estimate_embedder(arch, st)
+
+
+def estimate_t5(arch: EncDecArch, st: Settings) -> Estimate:
+    """T5 / mT5 generation (Raffel et al. 2020): the encoder runs once over ``seq`` tokens (one layer's
+    working set at a time: hidden states, the MLP's d_ff, and the eager attention scores with their
+    fp32 softmax, T5 having no SDPA path because of its position bias), then the decoder keeps per layer
+    the cross-attention K/V of the encoder output and its self-attention cache up to ``target_seq``
+    tokens (Pope et al. 2022 §2 accounting)."""
+    _, p, label = _float_bytes(st.precision, arch.name)
+    lin_b = 1.0 if label.startswith("int8") else p
+    b, s, S, inner = st.batch, st.seq, st.target_seq or st.seq, arch.inner
+    n_lin = (arch.encoder_layers + 2 * arch.decoder_layers) * 4 * arch.d_model * inner + \
+        (arch.encoder_layers + arch.decoder_layers) * arch.ff_params() + arch.vocab * arch.d_model * (0 if arch.tied else 1)
+    other = arch.params() - n_lin
+    work = b * s * (6 * arch.d_model + (2 if arch.gated else 1) * arch.d_ff) * p + b * arch.heads * s * s * (4 + p)
+    comps = [
+        Component("weights", f"weights ({label})", int(n_lin * lin_b + other * p), "Parameter",
+                  f"{_n(n_lin)} linear × {lin_b:g} B + {_n(other)} others × {p:g} B", "Raffel et al. 2020"),
+        Component("activations", "encoder working set", int(work), "Activation",
+                  f"{b} × {s} × (6d + d_ff) × {p:g} B + {b}·{arch.heads}·{s}²·(4+{p:g}) B", "one layer at a time, eager scores"),
+        Component("kv_cache", "cross-attention K/V", int(2 * arch.decoder_layers * b * s * inner * p), "Activation",
+                  f"2 × {arch.decoder_layers} × {b} × {s} × {inner} × {p:g} B", "Pope et al. 2022 §2"),
+        Component("self_kv", "self-attention KV cache", int(2 * arch.decoder_layers * b * S * inner * p), "Activation",
+                  f"2 × {arch.decoder_layers} × {b} × {S} × {inner} × {p:g} B", "Pope et al. 2022 §2"),
+        Component("logits", "logits (last token)", b * arch.vocab * 4, "Activation", f"{b} × {arch.vocab} × 4 B",
+                  "generate(): fp32 scores"),
+    ]
+    return Estimate(arch.name, arch.params(), asdict(st), label, comps, "encoder + decoding")

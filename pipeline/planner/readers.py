@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.planner.catalog import MODELS, Arch, DecoderArch, EncoderArch, WhisperArch, decoders, get_model
+from pipeline.planner.catalog import MODELS, Arch, DecoderArch, EncDecArch, EncoderArch, WhisperArch, decoders, get_model
 
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
@@ -61,6 +61,13 @@ def arch_from_config(cfg: dict, name: str = "config.json") -> Arch:
                            cfg.get("encoder_attention_heads", cfg.get("decoder_attention_heads")), cfg["vocab_size"],
                            n_mels=cfg.get("num_mel_bins", 80), audio_ctx=cfg.get("max_source_positions", 1500),
                            text_ctx=cfg.get("max_target_positions", 448))
+    if mt in ("t5", "mt5", "umt5") or "d_kv" in cfg:
+        layers = cfg.get("num_layers", 6)
+        return EncDecArch(name, cfg["d_model"], cfg["d_kv"], cfg["num_heads"], cfg["d_ff"], layers,
+                          cfg.get("num_decoder_layers") or layers, cfg["vocab_size"],
+                          gated=str(cfg.get("feed_forward_proj", "relu")).startswith("gated"),
+                          tied=bool(cfg.get("tie_word_embeddings", mt == "t5")),
+                          buckets=cfg.get("relative_attention_num_buckets", 32), family=mt or "t5")
     if mt in ("bert", "mpnet", "roberta", "xlm-roberta"):
         return EncoderArch(name, cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
                            cfg["intermediate_size"], cfg["vocab_size"], cfg.get("max_position_embeddings", 512),

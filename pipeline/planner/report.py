@@ -141,3 +141,34 @@ def plot(estimates: list, labels: list[str], path: str | Path, title: str, capac
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def finetune_table(fp, limit: int = 8):
+    """The fitting setups, best first, then the closest ones that do not fit, with why."""
+    from rich.table import Table
+
+    t = Table(title=f"Fine-tuning {fp.model} — {fp.gpus} GPU(s), budget {fp.budget_bytes / GiB:.1f} GiB per GPU "
+                    f"({fp.margin:.0%} margin), seq {fp.seq:,}", title_justify="left")
+    for col in ("setup", "micro-batch", "GiB/GPU", "throughput", "fits"):
+        t.add_column(col, justify="left" if col in ("setup", "fits") else "right", overflow="fold")
+    for s in fp.ranked[:limit]:
+        t.add_row(s.label(), str(s.batch), f"{s.estimate.total_gib:.1f}", f"{s.throughput:.2f}", "yes")
+    t.add_section()
+    for s in fp.runners_up[: max(3, limit - len(fp.ranked[:limit]))]:
+        t.add_row(s.label(), "–", f"{s.estimate.total_gib:.1f}", "–", f"[red]no[/]: {s.why_not}")
+    return t
+
+
+def seed_lines(fp) -> str:
+    """The seed article's rule of thumb beside the plan (full and LoRA)."""
+    full, lora = fp.seed["full"], fp.seed["lora"]
+    return (f"seed rule of thumb: full fine-tuning {full['text']} ({full['rule']}); LoRA {lora['text']} ({lora['rule']}); "
+            "the table above is per GPU, with activations, the CUDA context and the sharding counted")
+
+
+def finetune_plot(fp, path: str | Path) -> Path:
+    """Stacked bars of the best fitting setups and the closest that do not fit."""
+    chosen = fp.ranked[:4] + fp.runners_up[:2]
+    ests = [s.estimate for s in chosen]
+    labels = [s.label().replace(" · ", "\n") for s in chosen]
+    return plot(ests, labels, path, f"{fp.model}: fine-tuning setups (per GPU)", fp.capacity_bytes)

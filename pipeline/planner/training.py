@@ -1,10 +1,11 @@
-"""Training estimates (full fine-tuning, LoRA, QLoRA): states plus activations, at the peak.
+"""Training estimates of a decoder LLM (full fine-tuning, LoRA, QLoRA): states plus activations, at
+the peak, on one GPU (``sharding`` then divides what multi-GPU sharding splits).
 
 The peak of a training step is at one of two moments (PyTorch frees each layer's activations as its
 backward runs and adds that layer's gradients, so in between memory moves linearly between them):
 
-- start of backward: weights + optimizer state + all activations + the loss gradients;
-- end of backward / optimizer step: weights + optimizer state + all gradients (+ step temporaries).
+- start of backward: weights + optimizer state + all activations + the loss and its gradients;
+- end of backward / optimizer step: weights + optimizer state + all gradients + step temporaries.
 
 The optimizer state already exists (steady state, step 2 on). The breakdown lists the components at
 whichever moment is larger, so it adds up to the peak; the other moment is given in a note.
@@ -17,11 +18,12 @@ from dataclasses import asdict
 from pipeline.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import DecoderArch
-from pipeline.planner.estimator import (Component, Estimate, Settings, _matrices, _n, gradient_bytes,
-                                        lora_params, loss_bytes, optimizer_bytes, resolve_targets,
-                                        train_layer_activations,
-                                        weight_bytes)
+from pipeline.planner.estimator import Component, Estimate, Settings, _n
+from pipeline.planner.inference import dequant_copy_bytes, weight_bytes
 from pipeline.planner.precision import parse_precision
+from pipeline.planner.sharding import describe, shard
+from pipeline.planner.terms import (_matrices, gradient_bytes, lora_params, loss_terms, mask_bytes, optimizer_bytes,
+                                    optimizer_temp_bytes, resolve_targets, train_layer_activations)
 
 
 def training_style(st: Settings) -> tuple[str, int, int]:
@@ -45,20 +47,22 @@ def training_style(st: Settings) -> tuple[str, int, int]:
     raise ValueError(st.mode)
 
 
-def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
-    style, param_b, p = training_style(st)
+def _states(arch: DecoderArch, st: Settings, style: str, param_b: int) -> tuple[list[Component], int, int, int]:
+    """(weights/adapters/optimizer components, trainable params, gradient bytes, state bytes)."""
     prec = st.prec()
-    lora = (st.lora_rank, st.lora_targets) if style == "lora" else None
-    tokens = st.batch * st.seq
-    notes: list[str] = []
     static: list[Component] = []
-
-    # -- states ------------------------------------------------------------------------------
     if style == "lora":
         base_prec = prec if st.mode == "qlora" else parse_precision(prec.name)
         wb, wf = weight_bytes(arch, base_prec)
         static.append(Component("weights", f"base weights ({base_prec.label}, frozen)", wb, "Parameter", wf,
                                 "QLoRA §3 (Dettmers et al. 2023)" if st.mode == "qlora" else "params × 2 B"))
+        if st.mode == "qlora" and (st.kbit_prep is None or st.kbit_prep):
+            # peft.prepare_model_for_kbit_training: every 16-bit parameter that is not Params4bit
+            # (embeddings, lm_head, norms, biases) is cast to fp32 ("cast all non INT8 parameters to fp32").
+            other = int((arch.shape_params() - arch.layers * arch.block_linear_params()) * arch.scale)
+            static.append(Component("upcast", "unquantized weights upcast to fp32", 2 * other, "Parameter",
+                                    f"{_n(other)} embedding/head/norm params × (4 − 2) B",
+                                    "peft prepare_model_for_kbit_training (cast non-quantized params to fp32)"))
         trainable = lora_params(arch, st.lora_rank, st.lora_targets)
         static.append(Component("adapters", f"LoRA adapters (r={st.lora_rank}, fp32)", trainable * 4, "Parameter",
                                 f"{_n(trainable)} = L·Σ r·(in+out) over {len(resolve_targets(arch, st.lora_targets))} targets × 4 B",
@@ -66,89 +70,131 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
         grad_b, state_b = 4, 4
     else:
         trainable = arch.params()
-        wb = trainable * param_b
         label = "weights (fp32 master copy)" if style == "amp" else f"weights ({prec.name})"
-        static.append(Component("weights", label, wb, "Parameter", f"{_n(trainable)} params × {param_b} B",
+        static.append(Component("weights", label, trainable * param_b, "Parameter", f"{_n(trainable)} params × {param_b} B",
                                 "Micikevicius et al. 2018 (mixed precision keeps fp32 master weights)"
                                 if style == "amp" else "params × dtype bytes"))
         grad_b = param_b
         state_b = 4 if param_b == 4 else param_b  # torch optimizers keep state in the parameter dtype
+    lora = (st.lora_rank, st.lora_targets) if style == "lora" else None
     ob, of, osrc = optimizer_bytes(arch, trainable, st.optimizer, state_b, _matrices(arch, lora))
     static.append(Component("optimizer", f"optimizer state ({st.optimizer})", ob, "Optstate", of, osrc))
-    gb, gf = gradient_bytes(trainable, grad_b)
-    gradients = Component("gradients", f"gradients ({'fp32' if grad_b == 4 else '16-bit'})", gb, "Gradient", gf,
-                          "ZeRO (Rajbhandari et al. 2020) §3.1")
+    return static, trainable, grad_b, state_b
 
-    # -- activations -------------------------------------------------------------------------
+
+def _activations(arch: DecoderArch, st: Settings, style: str, p: int) -> tuple[list[Component], int]:
+    """(activation components kept at the start of backward, one recomputed layer's bytes)."""
+    lora = (st.lora_rank, st.lora_targets) if style == "lora" else None
+    tokens = st.batch * st.seq
     per_token, layer_formula = train_layer_activations(arch, style, p, st.attention, st.seq, lora,
                                                        quantized_base=st.mode == "qlora")
     res_b = {"amp": 4, "pure": p, "lora": 2}[style]  # residual stream dtype
     norm_final = {"amp": 8, "pure": 4 + p, "lora": 4}[style] * arch.hidden
     head_in = {"amp": 2, "pure": p, "lora": 0}[style] * arch.hidden
     edge = tokens * (res_b * arch.hidden + norm_final + head_in)  # embedding output, final norm, lm_head input
-    loss_act, loss_temp = loss_bytes(arch, tokens)
     one_layer = tokens * per_token
     if st.grad_ckpt:
-        # Full recomputation (Chen et al. 2016; Korthikanti et al. 2022 §4.2): only each layer's input is
-        # kept; during backward one layer's activations exist again.
+        # Full recomputation (Chen et al. 2016; Korthikanti et al. 2022 §4.2; torch.utils.checkpoint):
+        # each layer boundary keeps only the layer's input hidden states (the cos/sin and mask
+        # arguments are shared tensors); in backward one layer's activations exist again.
         layers_act = arch.layers * tokens * res_b * arch.hidden
-        recompute = one_layer
         act_formula = f"{arch.layers} layer inputs × {tokens} tokens × {res_b}h B (+ one layer recomputed)"
     else:
         layers_act = arch.layers * one_layer
-        recompute = 0
         act_formula = f"{arch.layers} layers × {tokens} tokens × ({layer_formula}) = {_n(per_token)} B/token/layer"
-    activations = Component("activations", "activations" + (" (checkpointed)" if st.grad_ckpt else ""),
-                            layers_act + edge, "Activation", act_formula,
-                            "Korthikanti et al. 2022 §4.1 method on the HF Llama layer" +
-                            ("; Chen et al. 2016 (recomputation)" if st.grad_ckpt else ""))
-    loss = Component("loss", "loss (fp32 log-softmax)", loss_act, "Activation",
-                     f"4 B × {tokens} tokens × {arch.vocab} vocab", "transformers ForCausalLMLoss")
-    casts = None
+    comps = [Component("activations", "activations" + (" (checkpointed)" if st.grad_ckpt else ""),
+                       layers_act + edge, "Activation", act_formula,
+                       "Korthikanti et al. 2022 §4.1 method on the HF Llama layer" +
+                       ("; Chen et al. 2016 (recomputation)" if st.grad_ckpt else ""))]
+    mb = mask_bytes(st.batch, st.seq, p, st.attention)
+    if mb:
+        comps.append(Component("mask", "4-D attention mask (padded batch)", mb, "Activation",
+                               f"{st.batch} × {st.seq}² × {p} B", "transformers 4-D causal mask for SDPA/eager"))
+    kept, _, lf, lsrc = loss_terms(arch.vocab, tokens, st.loss, p)
+    comps.append(Component("loss", f"logits + loss ({st.loss} vocabulary)", kept, "Activation", lf, lsrc))
     if style == "amp":
         n = arch.layers * arch.block_linear_params() + arch.vocab * arch.hidden
-        casts = Component("weight_casts", "16-bit weight copies (autocast)", 2 * n, "Activation",
-                          f"{_n(n)} matmul weights × 2 B", "torch.autocast keeps one cast per weight for backward")
+        comps.append(Component("weight_casts", "16-bit weight copies (autocast)", 2 * n, "Activation",
+                               f"{_n(n)} matmul weights × 2 B", "torch.autocast keeps one cast per weight for backward"))
+    return comps, (one_layer if st.grad_ckpt else 0)
 
-    # -- the two candidate peaks ---------------------------------------------------------------
-    start_temp = max(loss_temp, recompute + 2 * tokens * arch.hidden * 4)
-    start = [*static, activations, loss] + ([casts] if casts else []) + [
-        Component("backward_temp", "backward temporaries", start_temp, "Temp",
-                  f"max(loss grads 8 B × {tokens}×{arch.vocab}{', one recomputed layer + its input grads' if st.grad_ckpt else ''})",
-                  "autograd: grad-out and grad-in of log_softmax live together")]
+
+def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
+    style, param_b, p = training_style(st)
+    tokens = st.batch * st.seq
+    static, trainable, grad_b, state_b = _states(arch, st, style, param_b)
+    gb, gf = gradient_bytes(trainable, grad_b)
+    gradients = Component("gradients", f"gradients ({'fp32' if grad_b == 4 else '16-bit'})", gb, "Gradient", gf,
+                          "ZeRO (Rajbhandari et al. 2020) §3.1")
+    acts, recompute = _activations(arch, st, style, p)
+
+    # -- start of backward: the loss backward, or (checkpointed) one layer recomputed -----------
+    _, loss_temp, _, _ = loss_terms(arch.vocab, tokens, st.loss, p)
+    temp = max(loss_temp, recompute + 2 * tokens * arch.hidden * 4)
+    what = f"max(loss grads {_n(loss_temp)} B{', one recomputed layer + its input grads' if st.grad_ckpt else ''})"
+    if st.mode == "qlora":
+        db, _ = dequant_copy_bytes(arch)
+        temp += db
+        what += " + one dequantized 16-bit weight (bitsandbytes backward)"
+    start = [*static, *acts, Component("backward_temp", "backward temporaries", temp, "Temp", what,
+                                       "autograd: grad-out and grad-in of log_softmax live together; "
+                                       "bitsandbytes MatMul4Bit.backward dequantize_4bit")]
+
+    # -- end of backward / optimizer step -------------------------------------------------------
     # A tied embedding's gradient arrives twice (output layer, then embedding): accumulating the second
     # holds the old .grad, the new one and their sum at once (autograd AccumulateGrad).
     tied_temp = 2 * arch.vocab * arch.hidden * grad_b if (st.mode == "full" and arch.tied) else 0
-    step_temp = _step_temp(arch, st, trainable, state_b)
+    largest = _largest_trainable(arch, st)
+    step_temp, step_what = optimizer_temp_bytes(st.optimizer, trainable, state_b, largest)
     end = [*static, gradients]
     if max(tied_temp, step_temp):
-        what = "Adafactor step (fp32 update, 2 × largest matrix)" if step_temp >= tied_temp else "tied-embedding gradient accumulation"
+        what = f"optimizer step: {step_what}" if step_temp >= tied_temp else "tied-embedding gradient accumulation"
         end.append(Component("step_temp", "backward-end / step temporaries", max(tied_temp, step_temp), "Temp",
-                             what, "transformers Adafactor; torch AccumulateGrad"))
-    s_total, e_total = sum(c.bytes for c in start), sum(c.bytes for c in end)
+                             what, "torch.optim._multi_tensor_adamw; transformers Adafactor; torch AccumulateGrad"))
+    unit = max(arch.block_params(), arch.vocab * arch.hidden)
+    unit_trainable = unit if st.mode == "full" else trainable // arch.layers
+    start, start_cpu = shard(start, st, unit, unit_trainable, grad_b, gb)
+    end, end_cpu = shard(end, st, unit, unit_trainable, grad_b, gb)
+    return choose_peak(arch.name, arch.params(), st, (start, start_cpu), (end, end_cpu), gradients.label,
+                       _notes(st, style))
+
+
+def _largest_trainable(arch: DecoderArch, st: Settings) -> int:
+    if st.mode == "full":
+        return max(max(i * o for i, o in arch.linear_shapes().values()), arch.vocab * arch.hidden)
+    return max(st.lora_rank * max(arch.linear_shapes()[t]) for t in resolve_targets(arch, st.lora_targets))
+
+
+def choose_peak(name: str, params: int, st: Settings, start: tuple[list, list], end: tuple[list, list],
+                grad_label: str, notes: list[str], label: str | None = None) -> Estimate:
+    """The Estimate at the larger of the two moments of a step; the other one in a note."""
+    s_total, e_total = (sum(c.bytes for c in moment[0]) for moment in (start, end))
     if s_total >= e_total:
-        comps, phase = start, "start of backward"
-        notes.append(f"end of backward (all {gradients.label}): {e_total / GiB:.2f} GiB")
+        (comps, cpu), phase = start, "start of backward"
+        notes.insert(0, f"end of backward (all {grad_label}, optimizer step): {e_total / GiB:.2f} GiB")
     else:
-        comps, phase = end, "end of backward / optimizer step"
-        notes.append(f"start of backward (all activations): {s_total / GiB:.2f} GiB")
+        (comps, cpu), phase = end, "end of backward / optimizer step"
+        notes.insert(0, f"start of backward (all activations): {s_total / GiB:.2f} GiB")
+    line = describe(st)
+    if line:
+        notes.insert(0, line)
+    if cpu:
+        notes.insert(1, f"CPU RAM for the offloaded {', '.join(c.key for c in cpu)}: {sum(c.bytes for c in cpu) / GiB:.1f} GiB")
+    est = Estimate(name, params, asdict(st), label or st.prec().label, comps, phase, notes)
+    est.cpu_components = cpu
+    return est
+
+
+def _notes(st: Settings, style: str) -> list[str]:
+    notes: list[str] = []
     if st.mode == "full" and style == "amp":
         notes.append("mixed precision: fp32 weights + fp32 grads + 8 B AdamW = 16 B/param (the seed's 12X leaves out the fp32 master copy)")
-    if st.optimizer in ("adamw8bit",) or st.mode == "qlora":
+    if st.optimizer == "adamw":
+        notes.append("AdamW counted with PyTorch's default foreach step (a temporary the size of the state); fused=True avoids it")
+    if st.optimizer.startswith("paged"):
+        notes.append("paged optimizer: its state is in CUDA unified memory and can page out to CPU RAM under pressure; counted in full here")
+    if st.loss == "full":
+        notes.append("logits and loss over the whole vocabulary in fp32 (transformers); --loss chunked for torchtune/LitGPT-style chunked cross-entropy")
+    if st.optimizer in ("adamw8bit", "paged_adamw8bit") or st.mode == "qlora":
         notes.append("bitsandbytes needs a CUDA GPU")
-    return Estimate(arch.name, arch.params(), asdict(st), prec.label, comps, phase, notes)
-
-
-def _step_temp(arch: DecoderArch, st: Settings, trainable: int, state_b: int) -> int:
-    """Adafactor's step builds fp32 temporaries the size of the gradient (grad² + eps and the update):
-    2 × the largest matrix (transformers.optimization.Adafactor.step). Fused AdamW and SGD update in
-    place."""
-    if st.optimizer != "adafactor":
-        return 0
-    if st.mode == "full":
-        largest = max(max(i * o for i, o in arch.linear_shapes().values()), arch.vocab * arch.hidden)
-    else:
-        from pipeline.planner.estimator import resolve_targets
-
-        largest = max(st.lora_rank * max(arch.linear_shapes()[t]) for t in resolve_targets(arch, st.lora_targets))
-    return 2 * largest * 4
+    return notes
