@@ -33,7 +33,9 @@ CASES = [
 def test_estimate_within_10_percent_of_dry_run(arch, kw):
     from pipeline.planner.measure import dry_run
 
-    st = Settings(overhead=False, **kw)
+    from pipeline.planner.measure import measured_settings
+
+    st = measured_settings(Settings(overhead=False, **kw))
     meas = dry_run(arch, st)
     est = estimate(arch, st)
     err = (est.tensor_bytes - meas.peak_bytes) / meas.peak_bytes
@@ -49,7 +51,9 @@ def test_end_of_backward_peak_with_a_tied_vocabulary():
     from pipeline.planner.measure import dry_run
 
     arch = get_model("llama-3.2-1b")
-    st = Settings(mode="full", seq=128, overhead=False)
+    from pipeline.planner.measure import measured_settings
+
+    st = measured_settings(Settings(mode="full", seq=128, overhead=False))
     est = estimate(arch, st)
     meas = dry_run(arch, st)
     assert est.phase.startswith("end")
@@ -71,9 +75,9 @@ def test_qlora_counts_the_16_bit_inputs_that_4_bit_layers_keep():
     """bitsandbytes' MatMul4Bit keeps its input for backward; the dry run's stand-in does the same, and
     the estimate counts it (without the term it is ~7% low here, inside the generic 10%)."""
     from pipeline.planner.estimator import train_layer_activations
-    from pipeline.planner.measure import dry_run
+    from pipeline.planner.measure import dry_run, measured_settings
 
-    st = Settings(overhead=False, mode="qlora", seq=1024, precision="nf4")
+    st = measured_settings(Settings(overhead=False, mode="qlora", seq=1024, precision="nf4"))
     meas, est = dry_run(MID, st), estimate(MID, st)
     assert abs(est.tensor_bytes - meas.peak_bytes) / meas.peak_bytes < 0.03
     lora = (st.lora_rank, st.lora_targets)

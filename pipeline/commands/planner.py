@@ -139,9 +139,13 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("--measure runs one setting: give one --precision and one --mode")
             if not as_json:
                 note("dry run under FakeTensorMode: building the model and running the step on fake tensors …")
-            meas = dry_run(arch, _settings_obj(ests[0]))
-            result["measure"] = dict(meas.as_dict(), estimate_tensor_bytes=ests[0].tensor_bytes,
-                                     error=(ests[0].tensor_bytes - meas.peak_bytes) / meas.peak_bytes)
+            from pipeline.planner.estimator import estimate as _estimate
+            from pipeline.planner.measure import measured_settings
+
+            st_m = measured_settings(_settings_obj(ests[0]))  # the estimate of what the dry run runs
+            meas, same = dry_run(arch, st_m), _estimate(arch, st_m)
+            result["measure"] = dict(meas.as_dict(), estimate_tensor_bytes=same.tensor_bytes,
+                                     error=(same.tensor_bytes - meas.peak_bytes) / meas.peak_bytes)
 
         if plot:
             title = f"{arch.name}: {mode}, {seq} tokens × batch {batch}"
@@ -167,7 +171,7 @@ def register(app: typer.Typer) -> None:
         if seed is not None:
             out.print(report.seed_table(seed, ests[0], differences))
         if meas is not None:
-            out.print(report.measure_table(ests[0], meas))
+            out.print(report.measure_table(same, meas))
             for n in meas.notes:
                 note(f"note: {n}")
         if plot:

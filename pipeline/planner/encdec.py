@@ -143,15 +143,16 @@ def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
                               f"{_n(shape.params)} × 2 B", "torch.autocast keeps one cast per weight"))
     loss_temp = 0
     if shape.vocab:
-        lk, loss_temp, lf, lsrc = loss_terms(shape.vocab, st.batch * shape.loss_tokens, st.loss, 2)
+        lk, loss_temp, lf, lsrc = loss_terms(shape.vocab, st.batch * shape.loss_tokens, st.loss, 2, st.keep_outputs)
         acts.append(Component("loss", f"logits + loss ({st.loss} vocabulary)", lk, "Activation", lf, lsrc))
     temp = max(loss_temp, recompute)
-    start = [*static, *acts, Component("backward_temp", "backward temporaries", temp, "Temp",
-                                       "max(loss grads, one recomputed layer)", "autograd")]
     gb, gf = gradient_bytes(trainable, grad_b)
     gradients = Component("gradients", f"gradients ({'fp32' if grad_b == 4 else '16-bit'})", gb, "Gradient", gf,
                           "ZeRO (Rajbhandari et al. 2020) §3.1")
-    step, what = optimizer_temp_bytes(st.optimizer, trainable, grad_b, max(i * o for i, o, _ in shape.linears.values()))
+    held = [gradients] if st.grad_accum > 1 else []  # accumulation: .grad lives through every backward
+    start = [*static, *held, *acts, Component("backward_temp", "backward temporaries", temp, "Temp",
+                                              "max(loss grads, one recomputed layer)", "autograd")]
+    step, what = optimizer_temp_bytes(st.optimizer, trainable, grad_b, max(i * o for i, o, _ in shape.linears.values()), st.fused_optimizer)
     end = [*static, gradients] + ([Component("step_temp", "optimizer step temporaries", step, "Temp", what,
                                              "torch.optim._multi_tensor_adamw")] if step else [])
     n_layers = sum(x.layers for x in shape.stacks)

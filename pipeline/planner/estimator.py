@@ -77,6 +77,9 @@ class Settings:
     shard: str = "none"  # none | ddp | zero1 | zero2 | zero3 | fsdp
     offload: str = "none"  # none | optimizer | params (to CPU RAM)
     loss: str = "full"  # full (transformers: fp32 over the vocabulary) | chunked
+    grad_accum: int = 1  # micro-batches per optimizer step: above 1, .grad lives through every backward
+    fused_optimizer: bool = False  # torch AdamW(fused=True): no foreach temporaries (default foreach counted)
+    keep_outputs: bool = True  # the training loop keeps `outputs` (logits) through backward; Trainer does not
     kbit_prep: bool | None = None  # QLoRA: peft.prepare_model_for_kbit_training upcasts unquantized weights to fp32 (None: on for qlora)
     target_seq: int | None = None  # encoder-decoder training: decoder tokens (None: T5 seq, Whisper 448)
 
@@ -91,8 +94,8 @@ class Settings:
                                    ("loss", self.loss, LOSSES), ("runtime", self.runtime, RUNTIMES)):
             if value not in valid:
                 raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-        if self.batch < 1 or self.seq < 1 or self.lora_rank < 1 or self.beam < 1 or self.gpus < 1:
-            raise ConfigError("batch, seq, lora rank, beam and gpus must be at least 1")
+        if min(self.batch, self.seq, self.lora_rank, self.beam, self.gpus, self.grad_accum) < 1:
+            raise ConfigError("batch, seq, lora rank, beam, gpus and grad-accum must be at least 1")
         if self.shard not in ("none", "ddp") and self.gpus < 2:
             raise ConfigError(f"--shard {self.shard} splits states among GPUs: give --gpus 2 or more")
         if self.mode == "inference" and (self.gpus > 1 or self.offload != "none"):
@@ -184,14 +187,22 @@ def runtime_components(components: list[Component], st: Settings, runtime: str =
     if not st.overhead:
         return []
     transient = sum(c.bytes for c in components if c.category in ("Activation", "Temp"))
+    # Fragmentation at large activations: the caching allocator serves each large tensor from one
+    # contiguous segment and splits cached segments for smaller requests; when the freed memory is
+    # scattered it cannot form a segment the size of the largest tensor (at long context the fp32
+    # log-softmax, 4·b·s·V, half the "loss" component) and the next one OOMs with memory "free".
+    # The slack is at least one such block (PyTorch CUDA semantics, "optimizing memory usage").
+    largest = max((c.bytes // 2 for c in components if c.key == "loss"), default=0)
+    slack = max(int(transient * ALLOCATOR_SLACK), largest)
     ctx = cuda_context_bytes(st, runtime)
     given = st.cuda_context_mib is not None
     return [
         Component("cuda_context", "CUDA context + libraries", ctx, "Runtime",
                   f"{ctx / 2**20:.0f} MiB ({'--cuda-context' if given else runtime + ' default'})",
                   "not tensor memory; published nvidia-smi figures 1.0–1.4 GiB for PyTorch (see estimator.CUDA_CONTEXT_MIB)"),
-        Component("allocator", "allocator slack", int(transient * ALLOCATOR_SLACK), "Runtime",
-                  f"{ALLOCATOR_SLACK:.0%} of activations and temporaries", "PyTorch caching allocator (reserved > allocated)"),
+        Component("allocator", "allocator slack", slack, "Runtime",
+                  f"max({ALLOCATOR_SLACK:.0%} of activations and temporaries, largest tensor {_n(largest)} B)",
+                  "PyTorch caching allocator (reserved > allocated; fragmentation)"),
     ]
 
 

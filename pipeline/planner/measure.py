@@ -328,6 +328,14 @@ def _opt_reftype():
     return _MemRefType.OPT
 
 
+def measured_settings(settings):
+    """The estimator's description of what the dry run does: fused AdamW, only the loss outliving
+    the forward pass (as the HF Trainer's compute_loss), no peft k-bit preparation."""
+    from dataclasses import replace
+
+    return replace(settings, fused_optimizer=True, keep_outputs=False, kbit_prep=False)
+
+
 def _optimizer(name: str, params, notes: list[str]):
     import torch
 

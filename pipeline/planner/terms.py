@@ -159,13 +159,14 @@ def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: st
     return per_token, formula
 
 
-def loss_terms(vocab: int, tokens: int, loss: str, p: int) -> tuple[int, int, str, str]:
+def loss_terms(vocab: int, tokens: int, loss: str, p: int, keep_outputs: bool = True) -> tuple[int, int, str, str]:
     """(kept until backward, backward temporaries, formula, source) of the output layer's logits and
     the cross-entropy loss, over the whole vocabulary V at every position.
 
     ``full`` (transformers): the model returns the logits and the caller keeps ``outputs`` through
     backward (a hand-written loop does; transformers < 4.45 upcast them to fp32 inside forward, later
-    versions return them in 16 bit: counted at 4 B, the safe side). ForCausalLMLoss upcasts them
+    versions return them in 16 bit: counted at 4 B, the safe side; the Trainer's compute_loss drops
+    them, ``keep_outputs=False``). ForCausalLMLoss upcasts them
     (``logits.float()``) and ``cross_entropy`` keeps log_softmax's fp32 output for backward (4·bsV).
     Backward of log_softmax holds its grad-out and grad-in at once (2 × 4·bsV) beside both: 16·bsV at
     the moment the loss backward runs. ``chunked`` (torchtune CEWithChunkedOutputLoss, 8 chunks;
@@ -176,11 +177,13 @@ def loss_terms(vocab: int, tokens: int, loss: str, p: int) -> tuple[int, int, st
     if loss == "chunked":
         return ((p + 4) * n, n, f"({p} + 4) B × {tokens} tokens × {vocab} vocab (+ 8 B × one of 8 chunks in backward)",
                 "torchtune CEWithChunkedOutputLoss; LitGPT chunked_cross_entropy")
-    return (8 * n, 8 * n, f"(4 B logits + 4 B log-softmax) × {tokens} tokens × {vocab} vocab (+ 8 B grads in backward)",
+    held = 4 if keep_outputs else 0
+    return ((held + 4) * n, 8 * n, f"({held} B logits + 4 B log-softmax) × {tokens} tokens × {vocab} vocab (+ 8 B grads in backward)",
             "transformers ForCausalLMLoss (logits.float()); torch log_softmax backward")
 
 
-def optimizer_temp_bytes(optimizer: str, trainable: int, state_bytes: int, largest: int) -> tuple[int, str]:
+def optimizer_temp_bytes(optimizer: str, trainable: int, state_bytes: int, largest: int,
+                         fused: bool = False) -> tuple[int, str]:
     """Temporaries of one optimizer step, beside weights, gradients and state.
 
     torch.optim.AdamW with the default foreach implementation (CUDA, ``_multi_tensor_adamw``) builds
@@ -191,7 +194,7 @@ def optimizer_temp_bytes(optimizer: str, trainable: int, state_bytes: int, large
     Adafactor (transformers) builds fp32 ``grad**2 + eps`` and the update: 2 × the largest matrix.
     SGD with momentum updates in place.
     """
-    if optimizer == "adamw":
+    if optimizer == "adamw" and not fused:
         return trainable * state_bytes, f"foreach sqrt(exp_avg_sq): {_n(trainable)} × {state_bytes} B"
     if optimizer == "adafactor":
         return 2 * largest * 4, f"2 × largest matrix {_n(largest)} × 4 B"

@@ -110,7 +110,7 @@ def _activations(arch: DecoderArch, st: Settings, style: str, p: int) -> tuple[l
     if mb:
         comps.append(Component("mask", "4-D attention mask (padded batch)", mb, "Activation",
                                f"{st.batch} × {st.seq}² × {p} B", "transformers 4-D causal mask for SDPA/eager"))
-    kept, _, lf, lsrc = loss_terms(arch.vocab, tokens, st.loss, p)
+    kept, _, lf, lsrc = loss_terms(arch.vocab, tokens, st.loss, p, st.keep_outputs)
     comps.append(Component("loss", f"logits + loss ({st.loss} vocabulary)", kept, "Activation", lf, lsrc))
     if style == "amp":
         n = arch.layers * arch.block_linear_params() + arch.vocab * arch.hidden
@@ -129,14 +129,17 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
     acts, recompute = _activations(arch, st, style, p)
 
     # -- start of backward: the loss backward, or (checkpointed) one layer recomputed -----------
-    _, loss_temp, _, _ = loss_terms(arch.vocab, tokens, st.loss, p)
+    _, loss_temp, _, _ = loss_terms(arch.vocab, tokens, st.loss, p, st.keep_outputs)
     temp = max(loss_temp, recompute + 2 * tokens * arch.hidden * 4)
     what = f"max(loss grads {_n(loss_temp)} B{', one recomputed layer + its input grads' if st.grad_ckpt else ''})"
     if st.mode == "qlora":
         db, _ = dequant_copy_bytes(arch)
         temp += db
         what += " + one dequantized 16-bit weight (bitsandbytes backward)"
-    start = [*static, *acts, Component("backward_temp", "backward temporaries", temp, "Temp", what,
+    # Gradient accumulation: .grad is zeroed only after the optimizer step, so from the second
+    # micro-batch on every backward starts with all gradients allocated (torch zero_grad(set_to_none)).
+    held = [gradients] if st.grad_accum > 1 else []
+    start = [*static, *held, *acts, Component("backward_temp", "backward temporaries", temp, "Temp", what,
                                        "autograd: grad-out and grad-in of log_softmax live together; "
                                        "bitsandbytes MatMul4Bit.backward dequantize_4bit")]
 
@@ -145,7 +148,7 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
     # holds the old .grad, the new one and their sum at once (autograd AccumulateGrad).
     tied_temp = 2 * arch.vocab * arch.hidden * grad_b if (st.mode == "full" and arch.tied) else 0
     largest = _largest_trainable(arch, st)
-    step_temp, step_what = optimizer_temp_bytes(st.optimizer, trainable, state_b, largest)
+    step_temp, step_what = optimizer_temp_bytes(st.optimizer, trainable, state_b, largest, st.fused_optimizer)
     end = [*static, gradients]
     if max(tied_temp, step_temp):
         what = f"optimizer step: {step_what}" if step_temp >= tied_temp else "tied-embedding gradient accumulation"
@@ -189,7 +192,7 @@ def _notes(st: Settings, style: str) -> list[str]:
     notes: list[str] = []
     if st.mode == "full" and style == "amp":
         notes.append("mixed precision: fp32 weights + fp32 grads + 8 B AdamW = 16 B/param (the seed's 12X leaves out the fp32 master copy)")
-    if st.optimizer == "adamw":
+    if st.optimizer == "adamw" and not st.fused_optimizer:
         notes.append("AdamW counted with PyTorch's default foreach step (a temporary the size of the state); fused=True avoids it")
     if st.optimizer.startswith("paged"):
         notes.append("paged optimizer: its state is in CUDA unified memory and can page out to CPU RAM under pressure; counted in full here")

@@ -57,9 +57,9 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
         from pipeline.planner.encdec import estimate_seq2seq_training
         from pipeline.planner.estimator import runtime_components as rc
 
-        _, _, label = _float_bytes(st.precision, "Whisper")
-        if label.startswith("int8") or st.mode == "qlora":
+        if st.mode == "qlora" or st.precision.lower().startswith(("int8", "nf4", "fp4")):
             raise ConfigError("Whisper fine-tuning takes fp32, bf16 or fp16 weights with --mode full or lora")
+        _, _, label = _float_bytes(st.precision, "Whisper")
         est = estimate_seq2seq_training(arch, st, label)
         est.components += rc(est.components, st, "torch")
         est.notes.append("fine-tuning runs on PyTorch (transformers Seq2SeqTrainer): decoder labels up to "
