@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         offload: str = typer.Option("none", "--offload", help="none, optimizer or params (to CPU RAM; params needs zero3/fsdp)."),
         loss: str = typer.Option("full", "--loss", help="full (transformers: fp32 logits over the vocabulary) or chunked (torchtune/LitGPT)."),
         runtime: str = typer.Option("auto", "--runtime", help="Whisper runtime: ctranslate2 (faster-whisper, default), openai or transformers."),
+        window_tokens: Optional[int] = typer.Option(None, "--window-tokens", min=1, help="Whisper batches: tokens per 30-s window (default 224, any language; ~133 for English speech)."),
         cuda_context: Optional[int] = typer.Option(None, "--cuda-context", min=0, help="CUDA context in MiB (default: 1024 for PyTorch, 512 for CTranslate2)."),
         target_seq: Optional[int] = typer.Option(None, "--target-seq", min=1, help="Encoder-decoder training: decoder tokens (T5: --seq; Whisper: 448)."),
         grad_ckpt: bool = typer.Option(False, "--grad-ckpt", help="Gradient checkpointing (recompute activations per layer)."),
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
         base = dict(batch=batch, seq=seq, kv_cache_dtype=kv_cache_dtype, optimizer=optimizer, grad_ckpt=grad_ckpt,
                     attention=attention, lora_rank=lora_rank, lora_targets=targets, master_weights=master_weights,
                     double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead, gpus=gpus,
-                    shard=shard, offload=offload, loss=loss, runtime=runtime, cuda_context_mib=cuda_context,
+                    shard=shard, offload=offload, loss=loss, runtime=runtime, cuda_context_mib=cuda_context, window_tokens=window_tokens,
                     target_seq=target_seq)
         pairs = _estimates(arch, mode, precision, base)
         labels, ests = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -44,6 +44,7 @@ RUNTIMES = ("auto", "ctranslate2", "openai", "transformers")  # Whisper; auto: c
 # none of PyTorch's kernels: 0.5 GiB, which its published nvidia-smi rows in eval/vram_published.yaml
 # bear out.
 CUDA_CONTEXT_MIB = {"torch": 1024, "ctranslate2": 512}
+CT2_MAX_CACHED = 200 * 2**20  # CTranslate2's cub caching allocator keeps at most this much cached
 # The caching allocator rounds blocks up (512 B, 2 MiB segments) and keeps freed blocks cached, so
 # reserved memory exceeds the allocated peak (PyTorch "CUDA semantics", memory management). Weights and
 # optimizer state are allocated once and pack tightly; the slack comes from the short-lived tensors
@@ -70,6 +71,7 @@ class Settings:
     group_size: int = 128  # GPTQ / AWQ
     beam: int = 1  # Whisper beam size
     runtime: str = "auto"  # Whisper: ctranslate2 (faster-whisper, the default) or transformers / openai
+    window_tokens: int | None = None  # Whisper: tokens one 30-s window decodes to (None: 224, any language)
     encoder_copy: bool = False  # Whisper on CPU in Syllabus: a second CTranslate2 instance for the encoder threads
     overhead: bool = True  # add CUDA context and allocator slack
     cuda_context_mib: int | None = None  # None: CUDA_CONTEXT_MIB for the runtime
@@ -194,15 +196,21 @@ def runtime_components(components: list[Component], st: Settings, runtime: str =
     # The slack is at least one such block (PyTorch CUDA semantics, "optimizing memory usage").
     largest = max((c.bytes // 2 for c in components if c.key == "loss"), default=0)
     slack = max(int(transient * ALLOCATOR_SLACK), largest)
+    how = (f"max({ALLOCATOR_SLACK:.0%} of activations and temporaries, largest tensor {_n(largest)} B)",
+           "PyTorch caching allocator (reserved > allocated; fragmentation)")
+    if runtime == "ctranslate2":
+        # CTranslate2's CUDA allocator is cub's CachingDeviceAllocator (src/cuda/allocator.cc: bin
+        # growth 4, bins up to 4^12 = 16 MiB, max_cached_bytes 200 MiB): blocks above 16 MiB are
+        # freed at once, smaller ones stay cached up to 200 MiB.
+        slack = min(CT2_MAX_CACHED, transient)
+        how = ("cached blocks, at most max_cached_bytes = 200 MiB", "CTranslate2 src/cuda/allocator.cc (cub caching allocator)")
     ctx = cuda_context_bytes(st, runtime)
     given = st.cuda_context_mib is not None
     return [
         Component("cuda_context", "CUDA context + libraries", ctx, "Runtime",
                   f"{ctx / 2**20:.0f} MiB ({'--cuda-context' if given else runtime + ' default'})",
                   "not tensor memory; published nvidia-smi figures 1.0–1.4 GiB for PyTorch (see estimator.CUDA_CONTEXT_MIB)"),
-        Component("allocator", "allocator slack", slack, "Runtime",
-                  f"max({ALLOCATOR_SLACK:.0%} of activations and temporaries, largest tensor {_n(largest)} B)",
-                  "PyTorch caching allocator (reserved > allocated; fragmentation)"),
+        Component("allocator", "allocator slack", slack, "Runtime", *how),
     ]
 
 

@@ -22,6 +22,11 @@ from pipeline.planner.others import _float_bytes
 # output at max_length = 448. Its batched pipeline sends no previous-text prompt (4 special tokens).
 SAMPLE_LEN = 224
 BATCHED_PROMPT = 4
+# English speech for comparison: fast speech is about 200 words a minute (100 words per window) and
+# Whisper's English BPE (GPT-2's) about 1.33 tokens per word ("100 tokens ≈ 75 words", OpenAI's
+# tokenizer help): ~133 tokens. Pass it as window_tokens for English audio; other languages and
+# scripts tokenize denser, hence the all-language default SAMPLE_LEN.
+ENGLISH_WINDOW_TOKENS = 133
 
 
 def whisper_linear_params(arch: WhisperArch) -> int:
@@ -33,21 +38,22 @@ def runtime_of(st: Settings) -> str:
     return "ctranslate2" if st.runtime == "auto" else st.runtime
 
 
-def decoder_tokens(arch: WhisperArch, batch: int) -> tuple[int, str]:
+def decoder_tokens(arch: WhisperArch, batch: int, window: int | None = None) -> tuple[int, str]:
     """Token positions of self-attention cache summed over the batch (per beam), at the peak.
 
     One window at a time (batch 1): prompt + output up to the 448-token bound. A batch of windows
     (faster-whisper BatchedInferencePipeline, ``transformers`` pipelines): the decoders advance in
     lock step and CTranslate2 drops a batch item from the state when it finishes (transformers keeps
     it but stops growing the others' share only at the longest), so at step t the cache holds
-    alive(t) × t positions. Every window within openai-whisper's own per-window bound (4 + 224) or a
-    single runaway window at the 448 bound: max(b × 228, 448). Longer outputs per window in the
-    whole batch are beyond what any runtime generates without a fallback (compression-ratio check).
+    alive(t) × t positions. Every window within openai-whisper's own per-window bound (4 + 224; or
+    ``window`` tokens when the audio's language is known) or a single runaway window at the 448
+    bound: max(b × 228, 448). Longer outputs per window in the whole batch are beyond what any
+    runtime generates without a fallback (compression-ratio check).
     """
     if batch == 1:
         return arch.text_ctx, f"{arch.text_ctx} (prompt + output bound)"
-    per = BATCHED_PROMPT + SAMPLE_LEN
-    return max(batch * per, arch.text_ctx), f"max({batch} × ({BATCHED_PROMPT} + {SAMPLE_LEN}), {arch.text_ctx})"
+    per = BATCHED_PROMPT + min(window or SAMPLE_LEN, arch.text_ctx - BATCHED_PROMPT)
+    return max(batch * per, arch.text_ctx), f"max({batch} × {per}, {arch.text_ctx})"
 
 
 def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
@@ -75,7 +81,7 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
     per_beam_cross = runtime in ("transformers", "openai")
     cross_seqs = beams if per_beam_cross else b
     lin_scale = 4 * (arch.encoder_layers * (4 * d + d + arch.ffn) + arch.decoder_layers * (8 * d + d + arch.ffn)) if lin_b == 1 else 0
-    tokens, tok_formula = decoder_tokens(arch, b)
+    tokens, tok_formula = decoder_tokens(arch, b, st.window_tokens)
     encoder_ws = int(b * (3000 * d * p * 2 + T * d * p * 6 + arch.heads * T * T * p))
     decoder_state = [
         Component("kv_cache", "cross-attention K/V", int(2 * arch.decoder_layers * cross_seqs * T * d * p), "Activation",
