@@ -45,20 +45,21 @@ class Shape:
     edge_bytes: int  # per sequence: inputs, embeddings, front end (16 bit)
 
 
-def _score_bytes(attention: str, fp32_softmax: bool = False, dropout: bool = False) -> int:
+def _score_bytes(attention: str, p: int, fp32_softmax: bool = False, dropout: bool = False) -> int:
     """Bytes kept per attention score with eager attention (Korthikanti et al. 2022: 2 B softmax
-    output + 1 B dropout mask + 2 B dropout output = 5); T5 keeps its softmax in fp32 and a 16-bit
-    copy (transformers T5Attention: softmax(scores.float()).type_as(scores))."""
+    output + 1 B dropout mask + 2 B dropout output = 5 in 16 bit); T5 keeps its softmax in fp32 and a
+    copy in the compute dtype (transformers T5Attention: softmax(scores.float()).type_as(scores))."""
     if attention in ("sdpa", "flash"):
         return 0
-    return (4 + 2 if fp32_softmax else 2) + (3 if dropout else 0)
+    return (4 + p if fp32_softmax else p) + (1 + p if dropout else 0)
 
 
 def shape_of(arch, st: Settings) -> Shape:
+    p = 4 if st.precision.lower() in ("fp32", "float32") else 2
     if isinstance(arch, WhisperArch):
         d, T = arch.d_model, arch.audio_ctx
         S = st.target_seq or arch.text_ctx
-        sb = _score_bytes(st.attention)
+        sb = _score_bytes(st.attention, p)
         lin = {"q_proj": (d, d, arch.encoder_layers + 2 * arch.decoder_layers),
                "k_proj": (d, d, arch.encoder_layers + 2 * arch.decoder_layers),
                "v_proj": (d, d, arch.encoder_layers + 2 * arch.decoder_layers),
@@ -70,7 +71,7 @@ def shape_of(arch, st: Settings) -> Shape:
                                           Stack(arch.decoder_layers, S, d, arch.heads, sb, T)], arch.vocab, S, edge)
     if isinstance(arch, EncDecArch):
         d, inner, S = arch.d_model, arch.inner, st.target_seq or st.seq
-        sb = _score_bytes("eager", fp32_softmax=True, dropout=True)  # T5 attention is eager (position bias)
+        sb = _score_bytes("eager", p, fp32_softmax=True, dropout=True)  # T5 attention is eager (position bias)
         n_att = arch.encoder_layers + 2 * arch.decoder_layers
         n_ff = arch.encoder_layers + arch.decoder_layers
         lin = {"q": (d, inner, n_att), "k": (d, inner, n_att), "v": (d, inner, n_att), "o": (inner, d, n_att),
@@ -83,7 +84,7 @@ def shape_of(arch, st: Settings) -> Shape:
         h, s = arch.hidden, min(st.seq, arch.max_positions)
         lin = {"query": (h, h, arch.layers), "key": (h, h, arch.layers), "value": (h, h, arch.layers),
                "dense": (h, h, arch.layers)}
-        sb = _score_bytes(st.attention, dropout=True)  # BERT configs: attention_probs_dropout_prob 0.1
+        sb = _score_bytes(st.attention, p, dropout=True)  # BERT configs: attention_probs_dropout_prob 0.1
         return Shape(arch.params(), lin, [Stack(arch.layers, s, h, arch.heads, sb)], 0, 0, s * h * 2 * 3)
     raise ConfigError(f"no training estimate for {type(arch).__name__}")
 
@@ -98,17 +99,19 @@ def _trainable(shape: Shape, st: Settings) -> int:
     return sum(st.lora_rank * (i + o) * n for i, o, n in (shape.linears[t] for t in targets))
 
 
-def _activation_bytes(shape: Shape, st: Settings, amp: bool) -> tuple[int, int, str]:
-    """(bytes kept for backward, one recomputed layer under checkpointing, formula)."""
+def _activation_bytes(shape: Shape, st: Settings, amp: bool, p: int = 2) -> tuple[int, int, str]:
+    """(bytes kept for backward, one recomputed layer under checkpointing, formula). ``p``: bytes per
+    activation element; Korthikanti's 34 assumes 2 (fp32 training keeps twice as much)."""
     b, kept, largest = st.batch, 0, 0
-    per_h = 34 + (8 if amp else 0)
+    per_h = 34 * p // 2 + (8 if amp else 0)
     for stack in shape.stacks:
         s, h = stack.tokens, stack.hidden
         layer = s * b * h * per_h + stack.score_bytes * stack.heads * s * s * b
         if stack.cross_tokens:
-            layer += s * b * h * 11 + 4 * stack.cross_tokens * b * h + stack.score_bytes * stack.heads * s * stack.cross_tokens * b
+            layer += (s * b * h * 11 * p // 2 + 2 * p * stack.cross_tokens * b * h
+                      + stack.score_bytes * stack.heads * s * stack.cross_tokens * b)
         largest = max(largest, layer)
-        kept += stack.layers * (s * b * h * (4 if amp else 2) if st.grad_ckpt else layer)
+        kept += stack.layers * (s * b * h * (4 if amp else p) if st.grad_ckpt else layer)
     formula = " + ".join(f"{x.layers} × {x.tokens} tok × {b} × ({per_h}h{' + 11h + cross K/V' if x.cross_tokens else ''}"
                          f"{f' + {x.score_bytes}·a·s' if x.score_bytes else ''})" for x in shape.stacks)
     if st.grad_ckpt:
@@ -118,7 +121,7 @@ def _activation_bytes(shape: Shape, st: Settings, amp: bool) -> tuple[int, int, 
 
 def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
     """Full fine-tuning or LoRA of Whisper, T5 or a BERT-style encoder (per GPU)."""
-    from pipeline.planner.sharding import shard
+    from pipeline.planner.sharding import Units, shard
     from pipeline.planner.training import choose_peak
 
     if st.mode not in ("full", "lora"):
@@ -135,7 +138,7 @@ def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
                                 f"{_n(trainable)} × 4 B", "Hu et al. 2021 §4.1"))
     ob, of, osrc = optimizer_bytes(None, trainable, st.optimizer, grad_b, [])
     static.append(Component("optimizer", f"optimizer state ({st.optimizer})", ob, "Optstate", of, osrc))
-    kept, recompute, formula = _activation_bytes(shape, st, amp)
+    kept, recompute, formula = _activation_bytes(shape, st, amp, 4 if label == "fp32" else 2)
     acts = [Component("activations", "activations" + (" (checkpointed)" if st.grad_ckpt else ""), kept, "Activation",
                       formula, "Korthikanti et al. 2022 eq. 1 per layer (see pipeline.planner.encdec)")]
     if amp:
@@ -158,8 +161,8 @@ def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
     n_layers = sum(x.layers for x in shape.stacks)
     unit = max(shape.params // max(n_layers, 1), shape.vocab * shape.stacks[0].hidden)
     unit_trainable = unit if st.mode == "full" else trainable // max(n_layers, 1)
-    start_gpu = shard(start, st, unit, unit_trainable, grad_b, gb)
-    end_gpu = shard(end, st, unit, unit_trainable, grad_b, gb)
+    units = Units(unit, unit_trainable, grad_b, gb, shape.params, 4 if label == "fp32" else 2)
+    start_gpu, end_gpu = shard(start, st, units), shard(end, st, units)
     notes = [f"{arch.name}: layers counted with Korthikanti et al.'s GPT layer (34 sbh in 16 bit), an upper bound "
              "for layers without dropout"]
     return choose_peak(arch.name, arch.params(), st, start_gpu, end_gpu, gradients.label, notes, label)

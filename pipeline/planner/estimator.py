@@ -98,8 +98,6 @@ class Settings:
                 raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
         if min(self.batch, self.seq, self.lora_rank, self.beam, self.gpus, self.grad_accum) < 1:
             raise ConfigError("batch, seq, lora rank, beam, gpus and grad-accum must be at least 1")
-        if self.shard not in ("none", "ddp") and self.gpus < 2:
-            raise ConfigError(f"--shard {self.shard} splits states among GPUs: give --gpus 2 or more")
         if self.mode == "inference" and (self.gpus > 1 or self.offload != "none"):
             raise ConfigError("--gpus/--shard/--offload describe training; inference estimates are for one GPU")
         if self.offload == "params" and self.shard not in ("zero3", "fsdp"):

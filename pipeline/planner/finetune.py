@@ -152,8 +152,10 @@ def plan_finetune(arch: Arch, capacity_bytes: int, *, gpus: int = 1, seq: int | 
         raise ConfigError(f"--margin must be between 0 and 1 (a fraction), not {margin}")
     if gpus < 1:
         raise ConfigError("--gpus must be at least 1")
-    max_ctx = getattr(arch, "max_context", None) or getattr(arch, "max_positions", None) or 2048
-    seq = seq or getattr(arch, "text_ctx", None) or min(2048, max_ctx)  # Whisper: decoder labels per 30-s window
+    # Default length: 2048 for an LLM (or its context), Whisper's decoder labels per 30-s window, the
+    # length a T5 was trained at / an embedder reads (max_tokens).
+    seq = seq or getattr(arch, "text_ctx", None) or getattr(arch, "max_tokens", None) or \
+        min(2048, getattr(arch, "max_context", 2048))
     overrides = dict(overrides or {})
     budget = int(capacity_bytes * (1 - margin))
     setups = _setups(arch, gpus, seq, bf16)

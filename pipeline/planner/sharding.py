@@ -6,11 +6,14 @@ in the paper), stage 2 also the gradients, stage 3 also the parameters; activati
 (each GPU runs its own micro-batch). PyTorch FSDP FULL_SHARD is stage 3 (Zhao et al. 2023, "PyTorch
 FSDP", §3). What sharding adds back:
 
-- ZeRO-3 / FSDP gather one unit's full 16-bit parameters before its forward and backward and prefetch
-  the next (FSDP ``backward_prefetch=BACKWARD_PRE``, DeepSpeed ``stage3_prefetch_bucket_size``): two
-  units at once, a unit being a transformer layer or the embedding/output matrix, whichever is larger;
-  its gradient exists unsharded until the reduce-scatter. DeepSpeed's ``stage3_max_live_parameters``
-  (default 1e9) may keep more alive: set it to a unit's size to match this count.
+- FSDP gathers one unit's full parameters (in the compute dtype) before its forward and backward and
+  prefetches the next (``backward_prefetch=BACKWARD_PRE``): two units at once, a unit being a
+  transformer layer or the embedding/output matrix, whichever is larger; its gradient exists
+  unsharded until the reduce-scatter. DeepSpeed ZeRO-3 keeps gathered parameters alive up to
+  ``stage3_max_live_parameters`` (default 1e9 parameters, DeepSpeed config docs): min(all, 1e9).
+- DeepSpeed ZeRO-2/3 reduce gradients through a bucket of ``reduce_bucket_size`` elements (default
+  5e8) in the gradient dtype; ZeRO-3 allocates it whole (contiguous_gradients), ZeRO-2 at most the
+  gradients' size.
 - DDP keeps gradient buckets beside ``.grad`` (``gradient_as_bucket_view=False``, the default): one
   more gradient copy (torch DistributedDataParallel docs, gradient_as_bucket_view).
 
@@ -22,7 +25,24 @@ Offload (ZeRO-Offload, Ren et al. 2021 §4; DeepSpeed ``offload_optimizer``; FSD
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipeline.planner.estimator import Component, Settings
+
+DS_MAX_LIVE_PARAMETERS = 10**9  # DeepSpeed stage3_max_live_parameters default
+DS_REDUCE_BUCKET = 5 * 10**8  # DeepSpeed reduce_bucket_size default (elements)
+
+
+@dataclass
+class Units:
+    """What sharding needs to know of a model besides its components."""
+
+    unit_params: int  # parameters of the largest FSDP unit (a layer, or the embedding matrix)
+    trainable_unit: int  # its trainable parameters (their gradient is unsharded until reduce-scatter)
+    grad_b: int  # bytes per gradient element
+    grads_total: int  # bytes of all gradients (DDP buckets)
+    total_params: int
+    compute_b: int = 2  # bytes per gathered parameter (the compute dtype)
 
 # Components each sharding stage divides by N (keys as in training.py / whisper.py / others.py).
 _STAGE = {
@@ -38,12 +58,8 @@ def stage(st: Settings) -> str:
     return "zero3" if st.shard == "fsdp" else st.shard
 
 
-def shard(components: list[Component], st: Settings, unit_params: int, trainable_unit: int,
-          grad_b: int, grads_total: int) -> tuple[list[Component], list[Component]]:
-    """(per-GPU components, CPU components) of one moment of a training step.
-
-    ``unit_params``: parameters of the largest FSDP/ZeRO-3 unit; ``trainable_unit``: its trainable
-    parameters (its unsharded gradient before the reduce-scatter)."""
+def shard(components: list[Component], st: Settings, u: Units) -> tuple[list[Component], list[Component]]:
+    """(per-GPU components, CPU components) of one moment of a training step."""
     n, kind = st.gpus, stage(st)
     split = _STAGE.get(kind, set())
     off = _OFFLOADED.get(st.offload, set())
@@ -56,12 +72,21 @@ def shard(components: list[Component], st: Settings, unit_params: int, trainable
         moved = Component(c.key, c.label, b, c.category, formula, c.source + ("; ZeRO §5" if key in split else ""))
         (cpu if key in off else gpu).append(moved)
     if kind == "zero3":
-        gathered = 2 * unit_params * 2 + trainable_unit * grad_b
-        gpu.append(Component("gathered", "gathered parameters (2 units) + one unsharded gradient", gathered, "Temp",
-                             f"2 × {unit_params:,} params × 2 B + {trainable_unit:,} × {grad_b} B",
-                             "FSDP all-gather with backward prefetch; DeepSpeed stage3_prefetch_bucket_size"))
+        if st.shard == "fsdp":
+            live, what, src = 2 * u.unit_params, f"2 units × {u.unit_params:,}", "FSDP all-gather with backward prefetch"
+        else:
+            live = min(u.total_params, DS_MAX_LIVE_PARAMETERS)
+            what, src = f"min(all, 1e9) = {live:,}", "DeepSpeed stage3_max_live_parameters (default 1e9)"
+        gathered = live * u.compute_b + u.trainable_unit * u.grad_b
+        gpu.append(Component("gathered", "gathered parameters + one unsharded gradient", gathered, "Temp",
+                             f"{what} params × {u.compute_b} B + {u.trainable_unit:,} × {u.grad_b} B", src))
+    if st.shard in ("zero2", "zero3"):  # DeepSpeed (FSDP reduce-scatters per unit, counted above)
+        bucket = min(DS_REDUCE_BUCKET * u.grad_b, u.grads_total) if st.shard == "zero2" else DS_REDUCE_BUCKET * u.grad_b
+        gpu.append(Component("reduce_bucket", "DeepSpeed gradient reduce bucket", bucket, "Temp",
+                             f"reduce_bucket_size 5e8 elements × {u.grad_b} B",
+                             "DeepSpeed ZeRO config (reduce_bucket_size default 5e8; contiguous_gradients)"))
     if st.shard == "ddp":  # buckets are allocated when DDP wraps the model: both moments
-        gpu.append(Component("ddp_buckets", "DDP gradient buckets", grads_total, "Temp", "one more gradient copy",
+        gpu.append(Component("ddp_buckets", "DDP gradient buckets", u.grads_total, "Temp", "one more gradient copy",
                              "torch DDP gradient_as_bucket_view=False (default)"))
     return gpu, cpu
 

@@ -21,7 +21,7 @@ from pipeline.planner.catalog import DecoderArch
 from pipeline.planner.estimator import Component, Estimate, Settings, _n
 from pipeline.planner.inference import dequant_copy_bytes, weight_bytes
 from pipeline.planner.precision import parse_precision
-from pipeline.planner.sharding import describe, shard
+from pipeline.planner.sharding import Units, describe, shard
 from pipeline.planner.terms import (_matrices, gradient_bytes, lora_params, loss_terms, mask_bytes, optimizer_bytes,
                                     optimizer_temp_bytes, resolve_targets, train_layer_activations)
 
@@ -156,8 +156,9 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
                              what, "torch.optim._multi_tensor_adamw; transformers Adafactor; torch AccumulateGrad"))
     unit = max(arch.block_params(), arch.vocab * arch.hidden)
     unit_trainable = unit if st.mode == "full" else trainable // arch.layers
-    start, start_cpu = shard(start, st, unit, unit_trainable, grad_b, gb)
-    end, end_cpu = shard(end, st, unit, unit_trainable, grad_b, gb)
+    units = Units(unit, unit_trainable, grad_b, gb, arch.params(), p)
+    start, start_cpu = shard(start, st, units)
+    end, end_cpu = shard(end, st, units)
     return choose_peak(arch.name, arch.params(), st, (start, start_cpu), (end, end_cpu), gradients.label,
                        _notes(st, style))
 
