@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         gpus: int = typer.Option(1, "--gpus", min=1, help="Data-parallel GPUs (training): the estimate is per GPU."),
         shard: str = typer.Option("none", "--shard", help="none, ddp, zero1, zero2, zero3 or fsdp (states split among --gpus)."),
         offload: str = typer.Option("none", "--offload", help="none, optimizer or params (to CPU RAM; params needs zero3/fsdp)."),
+        grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step (above 1, gradients stay allocated through every backward)."),
         loss: str = typer.Option("full", "--loss", help="full (transformers: fp32 logits over the vocabulary) or chunked (torchtune/LitGPT)."),
         runtime: str = typer.Option("auto", "--runtime", help="Whisper runtime: ctranslate2 (faster-whisper, default), openai or transformers."),
         window_tokens: Optional[int] = typer.Option(None, "--window-tokens", min=1, help="Whisper batches: tokens per 30-s window (default 224, any language; ~133 for English speech)."),
@@ -105,7 +106,8 @@ def register(app: typer.Typer) -> None:
         base = dict(batch=batch, seq=seq, kv_cache_dtype=kv_cache_dtype, optimizer=optimizer, grad_ckpt=grad_ckpt,
                     attention=attention, lora_rank=lora_rank, lora_targets=targets, master_weights=master_weights,
                     double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead, gpus=gpus,
-                    shard=shard, offload=offload, loss=loss, runtime=runtime, cuda_context_mib=cuda_context, window_tokens=window_tokens,
+                    shard=shard, offload=offload, loss=loss, runtime=runtime, cuda_context_mib=cuda_context,
+                    window_tokens=window_tokens, grad_accum=grad_accum,
                     target_seq=target_seq)
         pairs = _estimates(arch, mode, precision, base)
         labels, ests = [p[0] for p in pairs], [p[1] for p in pairs]
