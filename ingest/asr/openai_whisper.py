@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from ingest.asr.base import Backend, DecodeOptions, Detected, ModelOptions, Segment, Word
-from pipeline.errors import ModelNotAvailable
+from common.errors import ModelNotAvailable
 
 log = logging.getLogger(__name__)
 

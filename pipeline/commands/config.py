@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
           syllabus --config my.yaml config --json
           syllabus config --default > config.yaml    # start your own file
         """
-        from pipeline.cli import STATE, emit_json, note, out
         from pipeline.config import default_config_text, dump_config
+        from pipeline.ui import STATE, emit_json, note, out
 
         if default:
             typer.echo(default_config_text(), nl=False)

@@ -9,56 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.kb.store import IngestOutcome, Progress
 
-
-class RichProgress(Progress):
-    """Files bar plus a bar for the current file's stage (chunks embedded), both with ETA."""
-
-    def __init__(self, total_files: int, console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bars, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self.bars = Bars(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True,
-        )
-        self.files = self.bars.add_task("files", total=total_files)
-        self.step = None
-        self.console = console
-
-    def __enter__(self):
-        self.bars.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.bars.stop()
-
-    def file_started(self, path, index, total):
-        self.bars.update(self.files, description=f"[{index + 1}/{total}] {Path(path).name}")
-
-    def stage(self, description, total):
-        if self.step is not None:
-            self.bars.remove_task(self.step)
-        self.step = self.bars.add_task(f"  {description}", total=total)
-
-    def advance(self, n=1):
-        if self.step is not None:
-            self.bars.advance(self.step, n)
-
-    def position(self, done, total):
-        if self.step is not None:
-            self.bars.update(self.step, completed=done, total=total)
-
-    def file_done(self, outcome: IngestOutcome):
-        if self.step is not None:
-            self.bars.remove_task(self.step)
-            self.step = None
-        self.bars.advance(self.files)
-        self.console.print(_outcome_line(outcome), highlight=False)
-
-
-def _outcome_line(o: IngestOutcome) -> str:
+def _outcome_line(o) -> str:
     name = Path(o.path).name
     if o.status == "failed":
         return f"[red]✗[/] {o.message}"
@@ -66,37 +18,10 @@ def _outcome_line(o: IngestOutcome) -> str:
         return f"[dim]= {name}: {o.message}, skipped[/]"
     extra = "".join(f"\n  [yellow]![/] {w}" for w in o.warnings)
     if o.seconds is not None:
-        from pipeline.timefmt import clock
+        from common.timefmt import clock
 
         return f"[green]✓[/] {name}: {o.status}, {clock(o.seconds)} of audio, {o.chunks} chunks{extra}"
     return f"[green]✓[/] {name}: {o.status}, {o.pages} pages, {o.chunks} chunks{extra}"
-
-
-def _location(h) -> str:
-    if h.page_start is not None:
-        label = h.page_label or str(h.page_start)
-        pages = f"p. {label}" if h.page_end in (None, h.page_start) else f"pp. {label}–{h.page_label_end or h.page_end}"
-        physical = f" (pdf {h.page_start})" if label != str(h.page_start) else ""
-        return pages + physical
-    if h.t_start is not None:
-        from pipeline.timefmt import span
-
-        return span(h.t_start, h.t_end)
-    return ""
-
-
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Folders become the PDFs and media files inside them (recursively, sorted); files stay as given."""
-    from ingest.media import MEDIA_EXTENSIONS
-
-    wanted = MEDIA_EXTENSIONS | {".pdf"}
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in wanted and not f.name.startswith("."))
-        else:
-            out.append(p)
-    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -117,10 +42,10 @@ def register(app: typer.Typer) -> None:
           syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
           syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
         """
-        from pipeline.cli import STATE, emit_json, err
+        from common.errors import SyllabusError
+        from ingest.document import expand_inputs
         from pipeline.kb import KnowledgeBase
-
-        from pipeline.errors import SyllabusError
+        from pipeline.ui import STATE, bars, emit_json, err
 
         cfg = STATE.config()
         started = time.perf_counter()
@@ -128,11 +53,8 @@ def register(app: typer.Typer) -> None:
         if not files:
             raise SyllabusError("no PDF or media files found in the given folders")
         with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
-            if STATE.quiet or as_json:
-                outcomes = kb.ingest(files)
-            else:
-                with RichProgress(len(files), err) as progress:
-                    outcomes = kb.ingest(files, progress)
+            with bars(quiet=as_json, files=len(files), describe=_outcome_line) as progress:
+                outcomes = kb.ingest(files, progress)
         failed = [o for o in outcomes if o.failed]
         if as_json:
             emit_json({"kb": str(STATE.kb_path()), "seconds": round(time.perf_counter() - started, 3),
@@ -156,7 +78,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.table import Table
 
-        from pipeline.cli import STATE, emit_json, out
+        from pipeline.ui import STATE, emit_json, out
         from pipeline.kb import KnowledgeBase
 
         with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
@@ -192,8 +114,9 @@ def register(app: typer.Typer) -> None:
         """
         from rich.markup import escape
 
-        from pipeline.cli import STATE, emit_json, out
-        from pipeline.errors import ConfigError
+        from common.errors import ConfigError
+        from common.places import place
+        from pipeline.ui import STATE, emit_json, out
         from pipeline.kb import KnowledgeBase
 
         if fusion is not None and fusion not in ("rrf", "dense", "bm25"):
@@ -209,7 +132,8 @@ def register(app: typer.Typer) -> None:
             out.print("no passages found")
             return
         for rank, h in enumerate(hits, 1):
-            head = f"[bold]{rank}. {escape(h.title)}[/] · {_location(h)}"
+            where = place(h.page_start, h.page_end, h.page_label, h.page_label_end, h.t_start, h.t_end)
+            head = f"[bold]{rank}. {escape(h.title)}[/] · {where}"
             if h.section:
                 head += f" · [italic]{escape(h.section)}[/]"
             head += f"  [dim]score {h.score:.4f}[/]"
@@ -227,7 +151,7 @@ def register(app: typer.Typer) -> None:
         Example:
           syllabus remove book.pdf
         """
-        from pipeline.cli import STATE, emit_json, note
+        from pipeline.ui import STATE, emit_json, note
         from pipeline.kb import KnowledgeBase
 
         with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:

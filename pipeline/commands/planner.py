@@ -6,39 +6,32 @@ from typing import Optional
 
 import typer
 
-DEFAULT_PRECISION = {"inference": "bf16", "full": "bf16", "lora": "bf16", "qlora": "nf4"}
-ALL_PRECISIONS = {
-    "inference": ("fp32", "bf16", "int8", "nf4", "gptq-int4", "awq-int4", "Q8_0", "Q4_K_M"),
-    "full": ("fp32", "bf16"),
-    "lora": ("bf16", "fp16"),
-    "qlora": ("nf4", "fp4"),
-}
-WHISPER_PRECISIONS = ("fp32", "fp16", "int8_float16", "int8")
 
+def _render_vram(r, seq: int, batch: int) -> None:
+    from pipeline.planner import GiB, report
+    from pipeline.ui import note, out
 
-def _estimates(arch, mode: str, precision: Optional[str], base: dict):
-    """[(label, Estimate)] for one precision, every precision of a mode (--precision all) or every mode."""
-    from pipeline.errors import ConfigError
-    from pipeline.planner.catalog import DecoderArch
-    from pipeline.planner.estimator import Settings, estimate
-
-    decoder = isinstance(arch, DecoderArch)
-    if mode == "all":
-        if not decoder:
-            raise ConfigError("--mode all compares LLM modes; Whisper and embedders run inference only")
-        modes = ["inference", "full", "lora", "qlora"]
-        return [(m, estimate(arch, Settings(mode=m, precision=DEFAULT_PRECISION[m], **base))) for m in modes]
-    if precision == "all":
-        precs = ALL_PRECISIONS[mode] if decoder else WHISPER_PRECISIONS
-        if decoder and arch.file_precision and arch.file_precision not in precs:
-            precs = (*precs, arch.file_precision)
-        return [(p, estimate(arch, Settings(mode=mode, precision=p, **base))) for p in precs]
-    default = DEFAULT_PRECISION[mode] if decoder else "fp16"
-    if decoder and arch.file_precision and precision is None and mode == "inference":
-        default = arch.file_precision  # a GGUF file: its own type
-    p = precision or default
-    return [(p, estimate(arch, Settings(mode=mode, precision=p, **base)))]
-
+    ests = r.estimates
+    if len(ests) == 1:
+        out.print(report.estimate_table(ests[0]))
+    else:
+        what = "modes" if r.mode == "all" else "precisions"
+        out.print(report.comparison_table(ests, r.labels, f"{r.model} · {what} · {seq} tokens × batch {batch}"))
+    for n in dict.fromkeys(n for e in ests for n in e.notes):
+        note(f"note: {n}")
+    if r.device is not None:
+        for label, e in zip(r.labels, ests):
+            verdict = "fits" if r.fits[label] else "does NOT fit"
+            out.print(f"{label}: {e.total_gib:.1f} GiB on {r.device.name} ({r.device.available_bytes / GiB:.1f} GiB, "
+                      f"{r.margin:.0%} margin → {r.budget_bytes / GiB:.1f} GiB): {verdict}", highlight=False)
+    if r.seed is not None:
+        out.print(report.seed_table(r.seed, ests[0], r.seed.differences))
+    if r.measurement is not None:
+        out.print(report.measure_table(ests[0], r.measurement))
+        for n in r.measurement.notes:
+            note(f"note: {n}")
+    if r.plot:
+        note(f"plot written to {r.plot}")
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -79,87 +72,22 @@ def register(app: typer.Typer) -> None:
           syllabus vram --model llama-3.1-8b --mode inference --precision all --plot mem.png
           syllabus vram --model whisper-large-v3 --beam 5 --gpu T4
         """
-        from pipeline.cli import emit_json, note, out
-        from pipeline.errors import ConfigError
-        from pipeline.planner import GiB
-        from pipeline.planner import report
-        from pipeline.planner.readers import resolve_model
+        from pipeline.planner.usecases import estimate
+        from pipeline.ui import emit_json, note
 
-        if rule not in (None, "seed"):
-            raise ConfigError(f"--rule takes 'seed', not {rule!r}")
-        if mode not in ("inference", "full", "lora", "qlora", "all"):
-            raise ConfigError(f"--mode must be inference, full, lora, qlora or all, not {mode!r}")
-        arch = resolve_model(model, config, params)
-        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
-        base = dict(batch=batch, seq=seq, kv_cache_dtype=kv_cache_dtype, optimizer=optimizer, grad_ckpt=grad_ckpt,
-                    attention=attention, lora_rank=lora_rank, lora_targets=targets, master_weights=master_weights,
-                    double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead)
-        pairs = _estimates(arch, mode, precision, base)
-        labels, ests = [p[0] for p in pairs], [p[1] for p in pairs]
-        result: dict = {"model": arch.name, "params": arch.params(), "estimates": [e.as_dict() for e in ests]}
-
-        device = None
-        if gpu or vram_size:
-            from pipeline.planner.hardware import detect
-
-            device = detect(gpu, vram_size)[0]
-            budget = device.available_bytes * (1 - margin)
-            result["device"] = device.as_dict()
-            result["fits"] = {label: e.total_bytes <= budget for label, e in pairs}
-
-        seed = differences = None
-        if rule == "seed":
-            from pipeline.planner.seed import explain, seed_rule
-
-            if params is None and len(ests) != 1:
-                note("--rule seed compares one estimate; using the first")
-            e0 = ests[0]
-            seed = seed_rule(arch.params(), e0.settings["mode"], labels[0] if mode != "all" else e0.precision)
-            differences = explain(seed, e0, _settings_obj(e0))
-            seed.differences = differences
-            result["seed"] = seed.as_dict()
-
-        meas = None
-        if measure:
-            from pipeline.planner.measure import dry_run
-
-            if len(ests) != 1:
-                raise ConfigError("--measure runs one setting: give one --precision and one --mode")
+        def dry_run_note() -> None:
             if not as_json:
                 note("dry run under FakeTensorMode: building the model and running the step on fake tensors …")
-            meas = dry_run(arch, _settings_obj(ests[0]))
-            result["measure"] = dict(meas.as_dict(), estimate_tensor_bytes=ests[0].tensor_bytes,
-                                     error=(ests[0].tensor_bytes - meas.peak_bytes) / meas.peak_bytes)
 
-        if plot:
-            title = f"{arch.name}: {mode}, {seq} tokens × batch {batch}"
-            path = report.plot(ests, labels, plot, title, device.available_bytes if device else None)
-            result["plot"] = str(path)
-
+        report = estimate(model, config, params, mode, precision, seq, batch, kv_cache_dtype, optimizer, grad_ckpt,
+                          attention, lora_rank, lora_targets, master_weights, double_quant, group_size, beam, overhead,
+                          gpu, vram_size, margin, rule, measure, plot, on_measure=dry_run_note)
+        for n in report.notes:
+            note(n)
         if as_json:
-            emit_json(result)
-            return
-        if len(ests) == 1:
-            out.print(report.estimate_table(ests[0]))
+            emit_json(report.as_dict())
         else:
-            what = "modes" if mode == "all" else "precisions"
-            out.print(report.comparison_table(ests, labels, f"{arch.name} · {what} · {seq} tokens × batch {batch}"))
-        for n in dict.fromkeys(n for e in ests for n in e.notes):
-            note(f"note: {n}")
-        if device is not None:
-            for label, e in pairs:
-                verdict = "fits" if result["fits"][label] else "does NOT fit"
-                out.print(f"{label}: {e.total_gib:.1f} GiB on {device.name} ({device.available_bytes / GiB:.1f} GiB, "
-                          f"{margin:.0%} margin → {device.available_bytes * (1 - margin) / GiB:.1f} GiB): {verdict}",
-                          highlight=False)
-        if seed is not None:
-            out.print(report.seed_table(seed, ests[0], differences))
-        if meas is not None:
-            out.print(report.measure_table(ests[0], meas))
-            for n in meas.notes:
-                note(f"note: {n}")
-        if plot:
-            note(f"plot written to {result['plot']}")
+            _render_vram(report, seq, batch)
 
     @app.command()
     def plan(
@@ -177,25 +105,14 @@ def register(app: typer.Typer) -> None:
           syllabus plan --gpu "RTX 4090" --context 8192 --json
           syllabus plan --vram 12GB --allow-download
         """
-        from pipeline.cli import emit_json, out
         from pipeline.planner import report
-        from pipeline.planner.hardware import detect
-        from pipeline.planner.plan import make_plan
+        from pipeline.planner.usecases import plan as plan_machine
+        from pipeline.ui import emit_json, out
 
-        devices = detect(gpu, vram_size)
-        p = make_plan(devices[0], context=context, margin=margin, allow_download=allow_download)
-        if len(devices) > 1:
-            p.lines.insert(1, f"{len(devices)} GPUs found; planned for the one with the most free memory "
-                              f"(others: {', '.join(d.name for d in devices[1:])})")
+        result = plan_machine(gpu, vram_size, context, margin, allow_download)
         if as_json:
-            emit_json(dict(p.as_dict(), devices=[d.as_dict() for d in devices]))
+            emit_json(result.as_dict())
             return
-        out.print(report.plan_table(p))
-        for line in p.lines:
+        out.print(report.plan_table(result.plan))
+        for line in result.plan.lines:
             out.print(f"• {line}", highlight=False)
-
-
-def _settings_obj(est):
-    from pipeline.planner.estimator import Settings
-
-    return Settings(**est.settings)

@@ -15,18 +15,21 @@ whose generation differs from the catalog's (a crash between the two) is rebuilt
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.errors import IngestError, KnowledgeBaseError, SyllabusError
+from common.errors import IngestError, KnowledgeBaseError, SyllabusError
+from ingest.hashing import sha256_file
+from ingest.types import Section, Span
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
-from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
+from pipeline.kb.types import IngestOutcome
+from pipeline.progress import Progress
+from common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +38,6 @@ DENSE = "dense.faiss"
 BM25_DIR = "bm25"
 LOCK = ".lock"
 TITLE_WORDS = 10  # section-title words prefixed to a chunk for embedding
-
-
-@dataclass
-class IngestOutcome:
-    path: str
-    status: str  # "added" | "replaced" | "unchanged" | "duplicate" | "failed"
-    message: str = ""
-    doc_id: int | None = None
-    pages: int = 0
-    chunks: int = 0
-    warnings: list[str] = field(default_factory=list)
-    seconds: float | None = None  # a recording's length (its transcript's last section end)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 @dataclass
@@ -74,42 +61,6 @@ class Hit:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-class Progress:
-    """Callbacks for long work; the CLI draws them as Rich progress bars. All no-ops by default."""
-
-    def file_started(self, path: str, index: int, total: int) -> None: ...
-    def stage(self, description: str, total: int | None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def position(self, done: float, total: float | None) -> None: ...  # absolute progress (audio seconds)
-    def file_done(self, outcome: IngestOutcome) -> None: ...
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None = None, sha256: str | None = None):
-    """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
-
-    Audio and video (by extension, else by probing with PyAV) are transcribed, with progress in
-    seconds of audio; the rest is PDF."""
-    from ingest.media import is_media
-
-    if is_media(path):
-        from ingest.media_doc import extract_media
-
-        progress = progress or Progress()
-        progress.stage("transcribing (s of audio)", None)
-        return extract_media(path, cfg, cache_dir, on_progress=progress.position, sha256=sha256)
-    from ingest.pdf import extract_pdf
-
-    return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
 
 
 class KnowledgeBase:
@@ -220,7 +171,12 @@ class KnowledgeBase:
         if twins and existing is None:
             return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
 
-        doc = extract(path, self.cfg, self.path / "cache", progress, sha256=sha)
+        from ingest.document import extract
+        from ingest.media import is_media
+        from pipeline.speech import speech_config
+
+        cfg = speech_config(self.cfg) if is_media(path) else self.cfg  # asr.model: auto → the planner's choice
+        doc = extract(path, cfg, self.path / "cache", on_stage=progress.stage, on_progress=progress.position, sha256=sha)
         from pipeline.chunking import Chunker, check_fits
 
         emb = self.embedder
@@ -363,7 +319,8 @@ class KnowledgeBase:
 
     # ----- search
     def search(self, query: str, k: int | None = None, fusion: str | None = None,
-               docs: list[str] | None = None) -> list[Hit]:
+               docs: list[str] | None = None, query_vector=None) -> list[Hit]:
+        """``query_vector``: the query's embedding when the caller has it already (see :meth:`embed_query`)."""
         query = query.strip()
         if not query:
             raise SyllabusError("empty query")
@@ -385,7 +342,7 @@ class KnowledgeBase:
         dense_hits: list[tuple[int, float]] = []
         bm25_hits: list[tuple[int, float]] = []
         if fusion in ("rrf", "dense"):
-            dense_hits = dense.search(self.embedder.encode_query(query), n, allowed_ids)
+            dense_hits = dense.search(self.embed_query(query) if query_vector is None else query_vector, n, allowed_ids)
         if fusion in ("rrf", "bm25"):
             mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
             bm25_hits = lexical.search(query, n, mask)
@@ -423,6 +380,32 @@ class KnowledgeBase:
 
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
+
+    # ----- stored text
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's unit-length embedding, (dim,) float32."""
+        return np.asarray(self.embedder.encode_query(query), dtype=np.float32).ravel()
+
+    def similarities(self, query_vector: np.ndarray, chunk_ids: list[int]) -> list[float]:
+        """Cosine of the query and each stored chunk (embeddings are unit length: a dot product)."""
+        if not chunk_ids:
+            return []
+        stored = self.catalog.embeddings(list(chunk_ids))
+        return [float(np.frombuffer(stored[c], dtype=np.float32) @ query_vector) if stored.get(c) else 0.0
+                for c in chunk_ids]
+
+    def stored_text(self, doc_id: int) -> tuple[list[Span], list[Section]]:
+        """A document as it was stored: its chunks as spans in reading order (overlaps included) and
+        its outline, for when the file itself is gone or changed."""
+        def path_of(text: str | None) -> tuple[str, ...]:
+            return tuple(p for p in text.split(PATH_SEP) if p) if text else ()
+
+        spans = [Span(text=c.text, section_path=path_of(c.section_path), page=c.page_start, t_start=c.t_start,
+                      t_end=c.t_end) for c in self.catalog.document_chunks(doc_id)]
+        sections = [Section(title=s["title"], level=s["level"], path=path_of(s["path"]), page_start=s["page_start"],
+                            page_end=s["page_end"], t_start=s["t_start"], t_end=s["t_end"])
+                    for s in self.catalog.sections(doc_id)]
+        return spans, sections
 
     def disk_usage(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
+from common.errors import ConfigError
 from pipeline.planner.catalog import DecoderArch
 
 CATEGORIES = ("Parameter", "Buffer", "Gradient", "Activation", "Temp", "Optstate", "Other")
