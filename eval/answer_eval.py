@@ -168,7 +168,7 @@ def main() -> None:
     if r_manual("R-intro.pdf") is None:
         raise SystemExit("R-intro.pdf is not installed (Debian package r-doc-pdf); nothing to evaluate")
     from pipeline.config import load_config
-    from common.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)

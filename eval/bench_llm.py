@@ -40,7 +40,7 @@ def _load_avg() -> str:
 
 def _config():
     from pipeline.config import load_config
-    from common.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ingest.hashing import sha256_file  # noqa: F401  (re-exported: hashing is part of file → document)
 from ingest.types import ExtractedDocument
 
 PDF_EXTENSIONS = frozenset({".pdf"})

@@ -18,9 +18,9 @@ from pathlib import Path
 from ingest.hashing import sha256_file
 from ingest.transcript import Transcript, from_dict, to_json
 from ingest.types import ExtractedDocument, Section, Span
-from common.atomic import atomic_write_text
-from common.errors import IngestError
-from common.timefmt import span as time_span
+from syllabus_common.atomic import atomic_write_text
+from syllabus_common.errors import IngestError
+from syllabus_common.timefmt import span as time_span
 
 log = logging.getLogger(__name__)
 

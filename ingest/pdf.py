@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ingest.clean import clean_pages
 from ingest.types import ExtractedDocument, Page, Section, Span
-from common.errors import IngestError
+from syllabus_common.errors import IngestError
 
 
 def _open(path: Path):

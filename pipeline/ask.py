@@ -14,11 +14,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from common.places import place
+from syllabus_common.places import place
 from pipeline.llm.base import LLM, TextStream
 from pipeline.packing import DoesNotFit, fit_prompt
 from pipeline.prompting import PromptSet, detect_language
-from common.timefmt import span as time_span
+from syllabus_common.timefmt import span as time_span
 
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 

@@ -1,3 +1,3 @@
-"""Moved to :mod:`common.atomic` (shared with ``ingest/``); this name stays for existing imports."""
+"""Moved to :mod:`syllabus_common.atomic` (shared with ``ingest/``); this name stays for existing imports."""
 
-from common.atomic import *  # noqa: F401,F403
+from syllabus_common.atomic import *  # noqa: F401,F403

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from common.errors import SyllabusError
+from syllabus_common.errors import SyllabusError
 from pipeline.commands import config as config_commands
 from pipeline.commands import kb as kb_commands
 from pipeline.commands import llm as llm_commands

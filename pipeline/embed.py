@@ -8,8 +8,8 @@ from functools import cached_property
 import numpy as np
 
 from pipeline.config import Config
-from common.errors import ModelNotAvailable
-from common.models import enforce_offline, resolve_model_path
+from syllabus_common.errors import ModelNotAvailable
+from syllabus_common.models import enforce_offline, resolve_model_path
 
 log = logging.getLogger(__name__)
 

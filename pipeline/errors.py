@@ -1,3 +1,3 @@
-"""Moved to :mod:`common.errors` (shared with ``ingest/``); this name stays for existing imports."""
+"""Moved to :mod:`syllabus_common.errors` (shared with ``ingest/``); this name stays for existing imports."""
 
-from common.errors import *  # noqa: F401,F403
+from syllabus_common.errors import *  # noqa: F401,F403

@@ -1,3 +1,3 @@
-"""Moved to :mod:`common.models` (shared with ``ingest/``); this name stays for existing imports."""
+"""Moved to :mod:`syllabus_common.models` (shared with ``ingest/``); this name stays for existing imports."""
 
-from common.models import *  # noqa: F401,F403
+from syllabus_common.models import *  # noqa: F401,F403

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.types import ExtractedDocument, Section, Span
-from common.errors import SyllabusError
+from syllabus_common.errors import SyllabusError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from common.errors import KnowledgeBaseError
+from syllabus_common.errors import KnowledgeBaseError
 from pipeline.outline import DocText, from_file, from_kb, from_pdf
 from pipeline.progress import Progress
 
@@ -41,7 +41,7 @@ def lecture(path: Path, cfg, kb_path: Path | None, progress: Progress | None = N
             notify: Callable[[str], None] | None = None) -> DocText:
     """A recording: the knowledge base's document when it holds this very file (same bytes), else its
     transcript from the cache, transcribed now if there is none."""
-    from common.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
     from ingest.hashing import sha256_file
     from pipeline.kb import KnowledgeBase
     from pipeline.speech import speech_config

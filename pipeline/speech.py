@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from common.errors import ConfigError, SyllabusError
+from syllabus_common.errors import ConfigError, SyllabusError
 from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)

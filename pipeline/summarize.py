@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common.places import place
+from syllabus_common.places import place
 from pipeline.llm.base import LLM, GenerationOptions
 from pipeline.outline import DocText, Unit, depth_of, plan_units
 from pipeline.packing import DoesNotFit, group_to_fit, split_to_fit
@@ -69,13 +69,13 @@ class BookSummary:
     outline_source: str
     units: list[UnitSummary]
     overview: str
-    pages_covered: int
-    pages_total: int
-    pages_without_text: int
-    model: dict
-    model_calls: int = 0
+    pages_covered: int  # pages whose text went into some unit
+    pages_total: int  # 0 for a recording
+    pages_without_text: int  # no text layer: nothing to summarize there
+    model: dict  # backend, model, precision
+    model_calls: int = 0  # cached calls included
     cache_hits: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
 
     @property
     def coverage_line(self) -> str:
@@ -290,7 +290,7 @@ def summarize(source, cfg, kb_path: Path | None = None, llm: LLM | None = None, 
     cache), so a re-run is instant and an interrupted one resumes. ``llm``: default the configured model;
     ``level``: default ``summarize.level``; ``on_plan(doc, units)`` is called before the first model call;
     ``cache_dir``: where model calls are cached (default the KB's ``cache/``, else the user cache)."""
-    from common.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
     from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
     from pipeline.sources import document_for, has_kb

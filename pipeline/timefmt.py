@@ -1,3 +1,3 @@
-"""Moved to :mod:`common.timefmt` (shared with ``ingest/``); this name stays for existing imports."""
+"""Moved to :mod:`syllabus_common.timefmt` (shared with ``ingest/``); this name stays for existing imports."""
 
-from common.timefmt import *  # noqa: F401,F403
+from syllabus_common.timefmt import *  # noqa: F401,F403

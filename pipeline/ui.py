@@ -29,7 +29,7 @@ class State:
 
     def config(self):
         if self._cfg is None:
-            from common.models import enforce_offline
+            from syllabus_common.models import enforce_offline
             from pipeline.config import load_config
 
             self._cfg = load_config(self.config_path)
@@ -118,7 +118,7 @@ class Bars(Progress):
         if self.step is None:
             return
         self.cached += cached
-        task = self.bars._tasks[self.step]
+        task = self._task(self.step)
         total = task.total if task.total is None or task.completed + n <= task.total else task.completed + n
         desc = f"{self.label} ({self.cached} from cache)" if self.cached else self.label
         done = task.completed + n
@@ -139,11 +139,14 @@ class Bars(Progress):
         self._drop_step()
         if self.files is not None:
             self.bars.advance(self.files)
-            task = self.bars._tasks[self.files]
+            task = self._task(self.files)
             self.bars.update(self.files, count=f"{task.completed:.0f}/{task.total:.0f}")
         line = self.describe(outcome) if self.describe else None
         if line:
             self.console.print(line, highlight=False, soft_wrap=True)
+
+    def _task(self, task_id):
+        return next(t for t in self.bars.tasks if t.id == task_id)
 
     def _drop_step(self):
         if self.step is not None:

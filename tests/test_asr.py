@@ -18,7 +18,7 @@ import pytest
 from asr_fakes import MEDIA, FakeBackend, asr_cache, fake, reference, wer  # noqa: F401 (fixtures)
 from conftest import ROOT, run_cli
 from ingest.asr import DecodeOptions, ModelOptions, available_backends, load_backend, transcribe_file
-from common.errors import ConfigError, ModelNotAvailable
+from syllabus_common.errors import ConfigError, ModelNotAvailable
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def llm_config(**llm_overrides):
 def shared_llm():
     """The bundled SmolLM2-135M (default precision), context 2048, loaded once."""
     from pipeline.llm import load_llm
-    from common.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     cfg = llm_config(context=2048, max_new_tokens=TEST_MAX_NEW)
     ctx = LoadContext(cache_dirs=(llm_cache_dir(), user_cache_dir()), device="cpu", offline=True)

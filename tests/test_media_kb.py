@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from asr_fakes import MEDIA, FakeBackend, asr_cache, fake  # noqa: F401 (fixtures)
 from conftest import ROOT
-from common.timefmt import span
+from syllabus_common.timefmt import span
 
 
 def _cfg(**asr):

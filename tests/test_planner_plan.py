@@ -137,7 +137,7 @@ def test_resolve_auto_for_each_stage():
     assert resolve_auto("llm", device=cpu)["model"] == "smollm2-135m"
     assert resolve_auto("speech", device=cpu)["model"] == "whisper-base"
     assert resolve_auto("embedding", device=cpu)["config_value"] == "all-MiniLM-L6-v2"
-    from common.errors import ConfigError
+    from syllabus_common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="valid"):
         resolve_auto("vision", device=cpu)

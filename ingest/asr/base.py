@@ -75,6 +75,12 @@ class DecodeOptions:
     prompt_reset_on_temperature: float = 0.0  # reset the prompt after any fallback (temperature > 0)
     initial_prompt: str | None = None
 
+    def whisper_kwargs(self) -> dict:
+        """The settings both Whisper libraries take under the same names."""
+        return dict(compression_ratio_threshold=self.compression_ratio_threshold, no_speech_threshold=self.no_speech_threshold,
+                    condition_on_previous_text=self.condition_on_previous_text, initial_prompt=self.initial_prompt,
+                    word_timestamps=self.word_timestamps)
+
     def fingerprint(self) -> dict:
         """The settings that change the recognised text (for checkpoints and caches)."""
         from dataclasses import asdict

@@ -1,12 +1,12 @@
 """Speech backends by name (``asr.backend``, ``--backend``), in the registry shape every backend kind
-shares (:class:`common.registry.Registry`). A factory takes ``(ModelOptions, notify)`` and returns the
+shares (:class:`syllabus_common.registry.Registry`). A factory takes ``(ModelOptions, notify)`` and returns the
 loaded :class:`~ingest.asr.base.Backend`; built-ins register through the same call as any extension or
 test fake, and import their libraries only when a model is loaded.
 """
 
 from __future__ import annotations
 
-from common.registry import Registry
+from syllabus_common.registry import Registry
 
 BACKENDS = Registry("speech backend", "asr.backend")
 DEFAULT_BACKEND = "faster-whisper"

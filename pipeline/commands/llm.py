@@ -54,69 +54,71 @@ def _render(result, llm) -> None:
                   highlight=False)
 
 
+def ask(
+    question: str = typer.Argument(..., help="Your question, in any language."),
+    k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to retrieve (default: retrieval.k)."),
+    doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
+    show_context: bool = typer.Option(False, "--show-context", help="Print the passages given to the model."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
+    as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON."),
+) -> None:
+    """Answer from your documents, streaming, with numbered citations to pages.
+
+    Sources are listed under the answer ([n] ✓ = cited). If no passage is close enough to the
+    question, it says so instead of guessing.
+
+    Examples:
+      syllabus ask "How much VRAM does LoRA fine-tuning of a 7B model need?"
+      syllabus ask "What is a factor?" -k 8 --doc R-intro.pdf --show-context
+      syllabus ask "LoRA 微調需要多少顯存？" --json
+    """
+    from pipeline.api import KnowledgeBase, answer
+    from pipeline.prompting import load_prompts
+    from pipeline.ui import STATE, emit_json, load_llm
+
+    cfg = STATE.config()
+    prompts = load_prompts(cfg)  # template errors surface before anything slow
+    with KnowledgeBase(cfg, STATE.kb_path()) as kb:
+        llm = load_llm(cfg, kb.path)
+        kb.embedder.model  # load the embedding model too: timings start with both models ready
+        result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
+                        on_delta=None if as_json else _write,
+                        on_context=_show_context if show_context and not as_json else None)
+    if as_json:
+        emit_json(result.as_dict(messages=show_context))
+    else:
+        _render(result, llm)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network (no authentication!)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+) -> None:
+    """Serve the configured model with an OpenAI-compatible API (/v1/chat/completions, /v1/models).
+
+    Any OpenAI client works against it, including Syllabus itself on another machine
+    (llm.backend: openai, llm.base_url: http://HOST:PORT/v1).
+
+    Examples:
+      syllabus serve --port 8000
+      curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+        -d '{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]}'
+    """
+    from pipeline.llm import options_from_config
+    from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
+    from pipeline.ui import STATE, load_llm, note
+
+    cfg = STATE.config()
+    sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
+    llm = load_llm(cfg, STATE.kb_path() if STATE.has_kb() else None)
+    limits = ServeLimits(**cfg.serve.model_dump())
+    app_ = create_app(llm, options_from_config(cfg.llm), limits)
+    bound = sock.getsockname()[1]
+    note(f"serving {llm.name} ({llm.describe().get('precision', llm.backend)}, context {llm.context_length}) on "
+         f"http://{host}:{bound}/v1 — OpenAI-compatible; Ctrl-C stops")
+    run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def ask(
-        question: str = typer.Argument(..., help="Your question, in any language."),
-        k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to retrieve (default: retrieval.k)."),
-        doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
-        show_context: bool = typer.Option(False, "--show-context", help="Print the passages given to the model."),
-        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
-        as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON."),
-    ) -> None:
-        """Answer from your documents, streaming, with numbered citations to pages.
-
-        Sources are listed under the answer ([n] ✓ = cited). If no passage is close enough to the
-        question, it says so instead of guessing.
-
-        Examples:
-          syllabus ask "How much VRAM does LoRA fine-tuning of a 7B model need?"
-          syllabus ask "What is a factor?" -k 8 --doc R-intro.pdf --show-context
-          syllabus ask "LoRA 微調需要多少顯存？" --json
-        """
-        from pipeline.ask import answer
-        from pipeline.kb import KnowledgeBase
-        from pipeline.prompting import load_prompts
-        from pipeline.ui import STATE, emit_json, load_llm
-
-        cfg = STATE.config()
-        prompts = load_prompts(cfg)  # template errors surface before anything slow
-        with KnowledgeBase(cfg, STATE.kb_path()) as kb:
-            llm = load_llm(cfg, kb.path)
-            kb.embedder.model  # load the embedding model too: timings start with both models ready
-            result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
-                            on_delta=None if as_json else _write,
-                            on_context=_show_context if show_context and not as_json else None)
-        if as_json:
-            emit_json(result.as_dict(messages=show_context))
-        else:
-            _render(result, llm)
-
-    @app.command()
-    def serve(
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network (no authentication!)."),
-        port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
-    ) -> None:
-        """Serve the configured model with an OpenAI-compatible API (/v1/chat/completions, /v1/models).
-
-        Any OpenAI client works against it, including Syllabus itself on another machine
-        (llm.backend: openai, llm.base_url: http://HOST:PORT/v1).
-
-        Examples:
-          syllabus serve --port 8000
-          curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
-            -d '{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]}'
-        """
-        from pipeline.llm import options_from_config
-        from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
-        from pipeline.ui import STATE, load_llm, note
-
-        cfg = STATE.config()
-        sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
-        llm = load_llm(cfg, STATE.kb_path() if STATE.has_kb() else None)
-        limits = ServeLimits(**cfg.serve.model_dump())
-        app_ = create_app(llm, options_from_config(cfg.llm), limits)
-        bound = sock.getsockname()[1]
-        note(f"serving {llm.name} ({llm.describe().get('precision', llm.backend)}, context {llm.context_length}) on "
-             f"http://{host}:{bound}/v1 — OpenAI-compatible; Ctrl-C stops")
-        run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
+    app.command()(ask)
+    app.command()(serve)

@@ -11,64 +11,67 @@ import typer
 
 def _extent(doc) -> str:
     if doc.kind == "media":
-        from common.timefmt import clock
+        from syllabus_common.timefmt import clock
 
         return clock(max((s.t_end or 0.0 for s in doc.sections), default=0.0))
     return f"{doc.n_pages} pages"
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def summarize(
-        source: str = typer.Argument(..., help="A PDF, a lecture recording, or a document in the knowledge base (path, file name, title or id)."),
-        level: Optional[str] = typer.Option(None, "--level", help="chapter, section, or a table-of-contents depth (default: summarize.level)."),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown here instead of to stdout."),
-        as_json: bool = typer.Option(False, "--json", help="Print units, summaries, coverage and counts as JSON."),
-    ) -> None:
-        """Summarize a book chapter by chapter (page ranges), or a lecture window by window (time ranges).
+def summarize(
+    source: str = typer.Argument(..., help="A PDF, a lecture recording, or a document in the knowledge base (path, file name, title or id)."),
+    level: Optional[str] = typer.Option(None, "--level", help="chapter, section, or a table-of-contents depth (default: summarize.level)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown here instead of to stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print units, summaries, coverage and counts as JSON."),
+) -> None:
+    """Summarize a book chapter by chapter (page ranges), or a lecture window by window (time ranges).
 
-        A recording is transcribed first (or its transcript is taken from the knowledge base or the
-        transcript cache), in the time windows `ingest` uses (asr.section_seconds).
+    A recording is transcribed first (or its transcript is taken from the knowledge base or the
+    transcript cache), in the time windows `ingest` uses (asr.section_seconds).
 
-        Long chapters are summarized in pieces that fit the model's context and merged; every model call
-        is cached in the knowledge base (or the user cache), so an interrupted run resumes where it
-        stopped and a re-run is instant.
+    Long chapters are summarized in pieces that fit the model's context and merged; every model call
+    is cached in the knowledge base (or the user cache), so an interrupted run resumes where it
+    stopped and a re-run is instant.
 
-        Examples:
-          syllabus summarize book.pdf -o book-summary.md
-          syllabus summarize book.pdf --level section
-          syllabus --kb ~/kb summarize R-intro.pdf --json
-          syllabus summarize lecture.mp4 -o lecture-summary.md
-        """
-        from common.atomic import atomic_write_text
-        from common.errors import ConfigError
-        from pipeline.prompting import load_prompts
-        from pipeline.summarize import render_markdown, summarize as summarize_source
-        from pipeline.ui import STATE, bars, emit_json, note
+    Examples:
+      syllabus summarize book.pdf -o book-summary.md
+      syllabus summarize book.pdf --level section
+      syllabus --kb ~/kb summarize R-intro.pdf --json
+      syllabus summarize lecture.mp4 -o lecture-summary.md
+    """
+    from syllabus_common.atomic import atomic_write_text
+    from syllabus_common.errors import ConfigError
+    from pipeline.prompting import load_prompts
+    from pipeline.api import summarize as summarize_source
+    from pipeline.summarize import render_markdown
+    from pipeline.ui import STATE, bars, emit_json, note
 
-        cfg = STATE.config()
-        if level is not None:
-            try:
-                cfg.summarize.level = level  # validated like the config key
-            except Exception:
-                raise ConfigError(f"--level must be chapter, section or a table-of-contents depth 1-9, not {level!r}") from None
-        load_prompts(cfg)  # template errors surface before anything slow
-        kb_path = STATE.kb_path()
-        quiet = STATE.quiet or as_json
+    cfg = STATE.config()
+    if level is not None:
+        try:
+            cfg.summarize.level = level  # validated like the config key
+        except Exception:
+            raise ConfigError(f"--level must be chapter, section or a table-of-contents depth 1-9, not {level!r}") from None
+    load_prompts(cfg)  # template errors surface before anything slow
+    kb_path = STATE.kb_path()
+    quiet = STATE.quiet or as_json
 
-        def planned(doc, units) -> None:
-            if not quiet:
-                note(f"{doc.title}: {len(units)} parts, {_extent(doc)} ({doc.outline_source})")
-
-        with bars(quiet=quiet) as progress:
-            book = summarize_source(source, cfg, kb_path, progress=progress, notify=note, on_plan=planned)
-        markdown = render_markdown(book)
-        if output is not None:
-            atomic_write_text(output, markdown)
-        if as_json:
-            emit_json(dict(book.as_dict(), output=str(output) if output else None))
-        elif output is None:
-            sys.stdout.write(markdown)  # not through Rich: it would wrap long lines at the terminal width
+    def planned(doc, units) -> None:
         if not quiet:
-            where = f" → {output}" if output else ""
-            note(f"{book.coverage_line}; {book.model_calls} model calls, {book.cache_hits} from cache, {book.seconds:.1f} s{where}")
+            note(f"{doc.title}: {len(units)} parts, {_extent(doc)} ({doc.outline_source})")
+
+    with bars(quiet=quiet) as progress:
+        book = summarize_source(source, cfg, kb_path, progress=progress, notify=note, on_plan=planned)
+    markdown = render_markdown(book)
+    if output is not None:
+        atomic_write_text(output, markdown)
+    if as_json:
+        emit_json(dict(book.as_dict(), output=str(output) if output else None))
+    elif output is None:
+        sys.stdout.write(markdown)  # not through Rich: it would wrap long lines at the terminal width
+    if not quiet:
+        where = f" → {output}" if output else ""
+        note(f"{book.coverage_line}; {book.model_calls} model calls, {book.cache_hits} from cache, {book.seconds:.1f} s{where}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(summarize)

@@ -23,13 +23,13 @@ from typing import Iterable
 import numpy as np
 
 from pipeline.config import Config
-from common.errors import IngestError, KnowledgeBaseError, SyllabusError
+from syllabus_common.errors import IngestError, KnowledgeBaseError, SyllabusError
 from ingest.hashing import sha256_file
 from ingest.types import Section, Span
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
 from pipeline.kb.types import IngestOutcome
 from pipeline.progress import Progress
-from common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
+from syllabus_common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class Hit:
 
 
 class KnowledgeBase:
+    """A knowledge-base directory: ``ingest`` files, ``search`` them (hybrid dense + BM25), list and
+    ``remove`` documents. Open it as a context manager; one writer at a time, readers any time."""
+
     def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
         self.cfg = cfg
         self.path = Path(path) if path is not None else cfg.kb.path

@@ -26,7 +26,7 @@ def context_for(cfg, kb_path=None, notify=None) -> LoadContext:
     user cache; the device from the config."""
     from pathlib import Path
 
-    from common.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     dirs = []
     if kb_path is not None and (Path(kb_path) / "catalog.sqlite").exists():

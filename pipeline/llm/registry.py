@@ -1,5 +1,5 @@
 """LLM backends by name (``llm.backend``), in the registry shape every backend kind shares
-(:class:`common.registry.Registry`). A factory takes ``(llm_config, LoadContext)`` and returns the loaded
+(:class:`syllabus_common.registry.Registry`). A factory takes ``(llm_config, LoadContext)`` and returns the loaded
 :class:`~pipeline.llm.base.LLM`. Built-ins register through the same call as plugins (simonw/llm's
 habit): a test registers a fake the same way and ``llm.backend: fake`` picks it.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from common.registry import Registry
+from syllabus_common.registry import Registry
 from pipeline.llm.base import LLM, LoadContext
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from common.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 @dataclass(frozen=True)

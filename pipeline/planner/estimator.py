@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from common.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GB, GiB
 from pipeline.planner.catalog import Arch, DecoderArch, EncoderArch, WhisperArch
 from pipeline.planner.precision import (FLOAT_BYTES, Precision, gguf_tensor_type, gguf_type_bits, linear_bits,

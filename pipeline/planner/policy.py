@@ -17,7 +17,7 @@ MODES = ("inference", "full", "lora", "qlora")
 def labelled_settings(arch, mode: str, precision: str | None) -> list[tuple[str, str, str]]:
     """[(label, mode, precision)] to estimate: one precision, every precision of a mode
     (``precision="all"``) or every mode (``mode="all"``, labelled by mode)."""
-    from common.errors import ConfigError
+    from syllabus_common.errors import ConfigError
     from pipeline.planner.catalog import DecoderArch
 
     decoder = isinstance(arch, DecoderArch)

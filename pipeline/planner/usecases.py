@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from common.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ class Registry:
         if found is None:
             raise ConfigError(f"unknown {self.key} {name!r}; valid: {', '.join(self.names())}")
         return found
+
+    def check(self, name: str) -> str:
+        """``name`` when registered; else ValueError listing the valid names (for config validators)."""
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+        return name
 
     def create(self, name: str, *args, **kwargs):
         return self.entry(name).factory(*args, **kwargs)

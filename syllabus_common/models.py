@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import ModelNotAvailable
+from syllabus_common.errors import ModelNotAvailable
 
 
 @dataclass(frozen=True)

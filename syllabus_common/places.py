@@ -3,7 +3,7 @@ differ) or a time range in a recording."""
 
 from __future__ import annotations
 
-from common.timefmt import span as time_span
+from syllabus_common.timefmt import span as time_span
 
 
 def place(page: int | None = None, page_end: int | None = None, label: str | None = None,
