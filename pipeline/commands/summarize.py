@@ -40,7 +40,6 @@ def summarize(
     """
     from syllabus_common.atomic import atomic_write_text
     from syllabus_common.errors import ConfigError
-    from pipeline.prompting import load_prompts
     from pipeline.api import summarize as summarize_source
     from pipeline.summarize import render_markdown
     from pipeline.ui import STATE, bars, emit_json, note
@@ -51,7 +50,6 @@ def summarize(
             cfg.summarize.level = level  # validated like the config key
         except Exception:
             raise ConfigError(f"--level must be chapter, section or a table-of-contents depth 1-9, not {level!r}") from None
-    load_prompts(cfg)  # template errors surface before anything slow
     kb_path = STATE.kb_path()
     quiet = STATE.quiet or as_json
 
