@@ -110,7 +110,7 @@ class ASRConfig(_Strict):
     def _known_backend(cls, value: str) -> str:
         from ingest.asr.registry import BACKENDS  # names only; no speech library imported
 
-        return BACKENDS.check(value)
+        return BACKENDS.validate(value)
 
     _asr_device = field_validator("device")(classmethod(lambda cls, value: _device(value)))
 
@@ -166,7 +166,7 @@ class LLMConfig(_Strict):
     def _known_llm_backend(cls, value: str) -> str:
         from pipeline.llm.registry import BACKENDS  # names only; no model library imported
 
-        return BACKENDS.check(value)
+        return BACKENDS.validate(value)
 
 
 class ServeConfig(_Strict):
@@ -295,7 +295,13 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
         if not user_path.is_file():
             raise ConfigError(f"config file not found: {user_path}")
         origin = str(user_path)
-        data = _merge(data, _read_yaml(user_path.read_text(encoding="utf-8"), origin))
+        try:
+            text = user_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{origin}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read ({exc.strerror})") from None
+        data = _merge(data, _read_yaml(text, origin))
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

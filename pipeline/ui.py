@@ -16,7 +16,7 @@ from rich.console import Console
 from pipeline.progress import Progress
 
 out = Console(soft_wrap=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never wrap: one error, one line, in logs and pipes too
 
 
 @dataclass

@@ -18,6 +18,7 @@ class Entry:
     name: str
     factory: Callable[..., Any]  # creates the backend (loads its model); imports its library lazily
     description: str = ""
+    preflight: Callable[..., None] | None = None  # checks what creating needs (weights present) without loading
 
 
 class Registry:
@@ -26,10 +27,11 @@ class Registry:
         self.key = key  # the config key that picks one: "asr.backend"
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, factory: Callable[..., Any], description: str = "", replace: bool = False) -> None:
+    def register(self, name: str, factory: Callable[..., Any], description: str = "", replace: bool = False,
+                 preflight: Callable[..., None] | None = None) -> None:
         if name in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, factory, description)
+        self._entries[name] = Entry(name, factory, description, preflight)
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
@@ -44,7 +46,7 @@ class Registry:
             raise ConfigError(f"unknown {self.key} {name!r}; valid: {', '.join(self.names())}")
         return found
 
-    def check(self, name: str) -> str:
+    def validate(self, name: str) -> str:
         """``name`` when registered; else ValueError listing the valid names (for config validators)."""
         if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
@@ -52,6 +54,12 @@ class Registry:
 
     def create(self, name: str, *args, **kwargs):
         return self.entry(name).factory(*args, **kwargs)
+
+    def preflight(self, name: str, *args, **kwargs) -> None:
+        """Raise now what :meth:`create` would raise for missing weights, without loading anything."""
+        check = self.entry(name).preflight
+        if check is not None:
+            check(*args, **kwargs)
 
     def help(self) -> str:
         """One line for ``--help``: ``asr.backend: faster-whisper (…), openai-whisper (…)``."""

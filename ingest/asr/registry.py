@@ -12,9 +12,10 @@ BACKENDS = Registry("speech backend", "asr.backend")
 DEFAULT_BACKEND = "faster-whisper"
 
 
-def register_backend(name: str, factory, description: str = "", replace: bool = False) -> None:
-    """Make ``name`` available to ``--backend`` and ``asr.backend``; ``factory(options, notify)`` loads it."""
-    BACKENDS.register(name, factory, description, replace)
+def register_backend(name: str, factory, description: str = "", replace: bool = False, preflight=None) -> None:
+    """Make ``name`` available to ``--backend`` and ``asr.backend``; ``factory(options, notify)`` loads it,
+    ``preflight(options)`` (optional) raises ModelNotAvailable when its weights cannot be found."""
+    BACKENDS.register(name, factory, description, replace, preflight)
 
 
 def unregister_backend(name: str) -> None:
@@ -25,17 +26,23 @@ def available_backends() -> list[str]:
     return BACKENDS.names()
 
 
-def _faster_whisper(options, notify=None):
+def _register_class(name: str, backend_class, description: str) -> None:
+    """A built-in: ``backend_class()`` imports and returns its :class:`~ingest.asr.base.Backend` class."""
+    register_backend(name, lambda options, notify=None: backend_class().load(options, notify=notify), description,
+                     preflight=lambda options: backend_class().check(options))
+
+
+def _faster_whisper():
     from ingest.asr.faster import FasterWhisperBackend
 
-    return FasterWhisperBackend.load(options, notify=notify)
+    return FasterWhisperBackend
 
 
-def _openai_whisper(options, notify=None):
+def _openai_whisper():
     from ingest.asr.openai_whisper import OpenAIWhisperBackend
 
-    return OpenAIWhisperBackend.load(options, notify=notify)
+    return OpenAIWhisperBackend
 
 
-register_backend("faster-whisper", _faster_whisper, "CTranslate2 Whisper: int8 on CPU, float16 on CUDA, Silero VAD")
-register_backend("openai-whisper", _openai_whisper, "the reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA")
+_register_class("faster-whisper", _faster_whisper, "CTranslate2 Whisper: int8 on CPU, float16 on CUDA, Silero VAD")
+_register_class("openai-whisper", _openai_whisper, "the reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA")

@@ -22,14 +22,13 @@ from typing import Iterable
 
 import numpy as np
 
-from pipeline.config import Config
-from syllabus_common.errors import IngestError, KnowledgeBaseError, SyllabusError
-from ingest.hashing import sha256_file
 from ingest.types import Section, Span
+from pipeline.config import Config
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
 from pipeline.kb.types import IngestOutcome
 from pipeline.progress import Progress
-from syllabus_common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
+from syllabus_common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
+from syllabus_common.errors import ConfigError, KnowledgeBaseError, SyllabusError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,6 @@ CATALOG = "catalog.sqlite"
 DENSE = "dense.faiss"
 BM25_DIR = "bm25"
 LOCK = ".lock"
-TITLE_WORDS = 10  # section-title words prefixed to a chunk for embedding
 
 
 @dataclass
@@ -70,12 +68,15 @@ class KnowledgeBase:
     def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
         self.cfg = cfg
         self.path = Path(path) if path is not None else cfg.kb.path
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a knowledge-base directory; choose another --kb")
         if not (self.path / CATALOG).exists():
             if not create:
                 raise KnowledgeBaseError(f"no knowledge base at {self.path}; add documents with `syllabus ingest FILE`")
-            self.path.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_dir():
-            raise KnowledgeBaseError(f"{self.path} is not a directory")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise KnowledgeBaseError(f"cannot create the knowledge base at {self.path}: {exc.strerror}") from None
         try:
             self.catalog = Catalog(self.path / CATALOG)
         except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
@@ -84,6 +85,7 @@ class KnowledgeBase:
         self._embed_model_name: str | None = None
         self._dense = None
         self._lexical = None
+        self._tidy_if_idle()
 
     # ----- plumbing
     @property
@@ -102,7 +104,30 @@ class KnowledgeBase:
             lock.acquire()
         except Timeout:
             raise KnowledgeBaseError(f"{self.path} is being written by another syllabus process; try again when it finishes") from None
+        self._tidy()
         return lock
+
+    def _tidy(self) -> None:
+        """Remove leftovers of an index write that was killed (writer lock held)."""
+        removed = sweep_leftovers(self.path, [DENSE, "dense.json", BM25_DIR])
+        if removed:
+            log.info("%s: removed leftovers of an interrupted index write: %s", self.path, ", ".join(sorted(removed)))
+
+    def _tidy_if_idle(self) -> None:
+        """On open, tidy when no writer is at work (a reader never waits for the lock)."""
+        if not any(self.path.glob(".*.tmp")) and not (self.path / f"{BM25_DIR}.old").exists():
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return
+        try:
+            self._tidy()
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self.catalog.close()
@@ -132,90 +157,10 @@ class KnowledgeBase:
 
     # ----- ingest
     def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[IngestOutcome]:
-        progress = progress or Progress()
-        paths = list(paths)
-        outcomes: list[IngestOutcome] = []
-        lock = self.writer_lock()
-        try:
-            self._check_embed_model()
-            changed = False
-            for i, raw in enumerate(paths):
-                progress.file_started(str(raw), i, len(paths))
-                try:
-                    outcome = self._ingest_one(Path(raw), progress)
-                except IngestError as exc:
-                    outcome = IngestOutcome(str(raw), "failed", str(exc))
-                except SyllabusError:
-                    raise  # model missing, config: the whole batch would fail the same way
-                except Exception as exc:  # a library failing on one odd file must not stop the batch
-                    log.debug("ingest of %s failed", raw, exc_info=True)
-                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {type(exc).__name__}: {exc}")
-                changed |= outcome.status in ("added", "replaced")
-                outcomes.append(outcome)
-                progress.file_done(outcome)
-            if changed or not self._indexes_current():
-                progress.stage("indexing", None)
-                self.rebuild_indexes()
-        finally:
-            lock.release()
-        return outcomes
+        """Add or update files (see :func:`pipeline.kb.writer.ingest_files`); unchanged ones are skipped."""
+        from pipeline.kb.writer import ingest_files
 
-    def _ingest_one(self, path: Path, progress: Progress) -> IngestOutcome:
-        if not path.exists():
-            raise IngestError(f"{path}: no such file")
-        if path.is_dir():
-            raise IngestError(f"{path}: is a directory (give files, e.g. {path}/*.pdf)")
-        abspath = str(path.resolve())
-        sha = sha256_file(path)
-        existing = self.catalog.document_by_path(abspath)
-        if existing is not None and existing.sha256 == sha:
-            return IngestOutcome(abspath, "unchanged", "unchanged", existing.id)
-        twins = [d for d in self.catalog.documents_by_sha(sha) if d.path != abspath]
-        if twins and existing is None:
-            return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
-
-        from ingest.document import extract
-        from ingest.media import is_media
-        from pipeline.speech import speech_config
-
-        cfg = speech_config(self.cfg) if is_media(path) else self.cfg  # asr.model: auto → the planner's choice
-        doc = extract(path, cfg, self.path / "cache", on_stage=progress.stage, on_progress=progress.position, sha256=sha)
-        from pipeline.chunking import Chunker, check_fits
-
-        emb = self.embedder
-        check_fits(self.cfg.chunking.size, emb.max_tokens, emb.special_tokens)
-        progress.stage("chunking", None)
-        chunker = Chunker(emb.count_tokens, self.cfg.chunking.size, self.cfg.chunking.overlap)
-        chunks = chunker.chunk(doc.spans)
-        progress.stage("embedding", len(chunks))
-        vectors = emb.encode([_embed_text(c.section_path, c.text) for c in chunks], progress=progress.advance)
-
-        with self.catalog.transaction():
-            if existing is not None:
-                self.catalog.delete_document(existing.id)
-            doc_id = self.catalog.insert_document(
-                path=abspath, sha256=sha, kind=doc.kind, title=doc.title, author=doc.author,
-                n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.embed_model_name,
-                language=doc.language,
-                warnings="\n".join(doc.warnings),
-            )
-            self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
-            self.catalog.insert_sections(doc_id, [
-                dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
-                     page_end=s.page_end, t_start=s.t_start, t_end=s.t_end)
-                for i, s in enumerate(doc.sections)
-            ])
-            self.catalog.insert_chunks(doc_id, [
-                dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
-                     page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
-                     embedding=vectors[i].astype(np.float32).tobytes())
-                for i, c in enumerate(chunks)
-            ])
-            self.catalog.set_meta("embed_model", self.embed_model_name)
-            self.catalog.bump_generation()
-        status = "replaced" if existing is not None else "added"
-        seconds = max((s.t_end for s in doc.sections if s.t_end is not None), default=None) if doc.kind == "media" else None
-        return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings, seconds)
+        return ingest_files(self, list(paths), progress or Progress())
 
     # ----- remove
     def find_documents(self, ref: str) -> list[DocumentRow]:
@@ -421,14 +366,3 @@ def rrf(rankings: list[list[tuple[int, float]]], k: int) -> dict[int, float]:
         for rank, (cid, _score) in enumerate(ranking, start=1):
             fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
     return fused
-
-
-def _embed_text(section_path: tuple[str, ...], text: str) -> str:
-    """What the dense model sees: the section title gives a passage its topic.
-
-    The title is cut to a few words so it stays inside the tokens ``check_fits`` reserves for it.
-    """
-    if not section_path:
-        return text
-    title = " ".join(section_path[-1].split()[:TITLE_WORDS])
-    return f"{title}\n{text}"
