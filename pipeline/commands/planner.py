@@ -78,9 +78,11 @@ def vram(
         if not as_json:
             note("dry run under FakeTensorMode: building the model and running the step on fake tensors …")
 
-    report = estimate(model, config, params, mode, precision, seq, batch, kv_cache_dtype, optimizer, grad_ckpt,
-                      attention, lora_rank, lora_targets, master_weights, double_quant, group_size, beam, overhead,
-                      gpu, vram_size, margin, rule, measure, plot, on_measure=dry_run_note)
+    report = estimate(model=model, config=config, params=params, mode=mode, precision=precision, seq=seq, batch=batch,
+                      kv_cache_dtype=kv_cache_dtype, optimizer=optimizer, grad_ckpt=grad_ckpt, attention=attention,
+                      lora_rank=lora_rank, lora_targets=lora_targets, master_weights=master_weights,
+                      double_quant=double_quant, group_size=group_size, beam=beam, overhead=overhead, gpu=gpu,
+                      vram=vram_size, margin=margin, rule=rule, measure=measure, plot=plot, on_measure=dry_run_note)
     for n in report.notes:
         note(n)
     if as_json:
@@ -108,7 +110,7 @@ def plan(
     from pipeline.api import plan as plan_machine
     from pipeline.ui import emit_json, out
 
-    result = plan_machine(gpu, vram_size, context, margin, allow_download)
+    result = plan_machine(gpu=gpu, vram=vram_size, context=context, margin=margin, allow_download=allow_download)
     if as_json:
         emit_json(result.as_dict())
         return
