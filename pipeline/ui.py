@@ -66,12 +66,12 @@ def loading(message: str, quiet: bool = False):
     return nullcontext() if quiet or STATE.quiet else err.status(message, spinner="dots")
 
 
-def load_llm(cfg, kb_path: Path | None = None):
-    """The configured LLM, with a spinner while it loads (see :func:`pipeline.llm.load_model`)."""
-    from pipeline.llm import load_model
+def load_model(cfg, kb_path: Path | None = None):
+    """:func:`pipeline.api.load_model` with a spinner while the model loads and its notes on stderr."""
+    from pipeline.llm import load_model as load
 
     with loading(f"loading {cfg.llm.model} ({cfg.llm.backend})…"):
-        return load_model(cfg, kb_path, notify=note)
+        return load(cfg, kb_path, notify=note)
 
 
 class Bars(Progress):

@@ -74,12 +74,12 @@ def ask(
     """
     from pipeline.api import KnowledgeBase, answer
     from pipeline.prompting import load_prompts
-    from pipeline.ui import STATE, emit_json, load_llm
+    from pipeline.ui import STATE, emit_json, load_model
 
     cfg = STATE.config()
     prompts = load_prompts(cfg)  # template errors surface before anything slow
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:
-        llm = load_llm(cfg, kb.path)
+        llm = load_model(cfg, kb.path)
         kb.embedder.model  # load the embedding model too: timings start with both models ready
         result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
                         on_delta=None if as_json else _write,
@@ -106,11 +106,11 @@ def serve(
     """
     from pipeline.llm import options_from_config
     from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
-    from pipeline.ui import STATE, load_llm, note
+    from pipeline.ui import STATE, load_model, note
 
     cfg = STATE.config()
     sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
-    llm = load_llm(cfg, STATE.kb_path() if STATE.has_kb() else None)
+    llm = load_model(cfg, STATE.kb_path() if STATE.has_kb() else None)
     limits = ServeLimits(**cfg.serve.model_dump())
     app_ = create_app(llm, options_from_config(cfg.llm), limits)
     bound = sock.getsockname()[1]
