@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import get_model
 from pipeline.planner.estimator import Settings, estimate

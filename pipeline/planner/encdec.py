@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import EncDecArch, EncoderArch, WhisperArch
-from pipeline.planner.estimator import Component, Estimate, Settings, _n
+from pipeline.planner.types import Component, Estimate, Settings, _n
 from pipeline.planner.terms import gradient_bytes, loss_terms, optimizer_bytes, optimizer_temp_bytes
 
 

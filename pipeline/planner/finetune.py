@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import Arch, DecoderArch
 from pipeline.planner.estimator import Estimate, Settings, estimate
@@ -82,6 +82,7 @@ class FinetunePlan:
     runners_up: list[Setup]  # setups that do not fit, smallest shortfall first
     seed: dict = field(default_factory=dict)  # the seed article's rule of thumb (full, LoRA)
     lines: list[str] = field(default_factory=list)
+    plot: str | None = None  # the PNG written (usecases.finetune(plot=...))
 
     @property
     def budget_bytes(self) -> int:
@@ -92,7 +93,7 @@ class FinetunePlan:
                 "budget_gib": round(self.budget_bytes / GiB, 3), "margin": self.margin, "seq": self.seq,
                 "choice": self.choice.as_dict() if self.choice else None,
                 "ranked": [s.as_dict() for s in self.ranked], "runners_up": [s.as_dict() for s in self.runners_up],
-                "seed": self.seed, "explanation": self.lines}
+                "seed": self.seed, "explanation": self.lines, **({"plot": self.plot} if self.plot else {})}
 
 
 def _factor(s: Setup, gpus: int, tokens: int) -> float:

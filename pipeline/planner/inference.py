@@ -7,11 +7,7 @@ from dataclasses import asdict
 
 from pipeline.planner.catalog import DecoderArch
 from pipeline.planner.precision import FLOAT_BYTES, Precision, gguf_tensor_type, gguf_type_bits, linear_bits
-
-
-def _n(x: float) -> str:
-    """Compact number for formulas: 4096, 8.03e9."""
-    return f"{x:.3g}" if abs(x) >= 1e5 else f"{x:g}"
+from pipeline.planner.types import Component, Estimate, Settings, _n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,10 +116,8 @@ def dequant_copy_bytes(arch: DecoderArch) -> tuple[int, str]:
     return 2 * i * o, f"largest linear {i} × {o} × 2 B"
 
 
-def estimate_inference(arch: DecoderArch, st):
+def estimate_inference(arch: DecoderArch, st: Settings) -> Estimate:
     """The peak of running a decoder LLM: weights, KV cache, prefill working set, last-token logits."""
-    from pipeline.planner.estimator import Component, Estimate
-
     prec = st.prec()
     p = prec.compute_bytes
     if prec.kind == "gguf":

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import EncDecArch, EncoderArch
-from pipeline.planner.estimator import Component, Estimate, Settings, _n
+from pipeline.planner.types import Component, Estimate, Settings, _n
 
 
 def _float_bytes(precision: str, what: str) -> tuple[float, float, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.planner.estimator import Component, Settings
+from pipeline.planner.types import Component, Settings
 
 DS_MAX_LIVE_PARAMETERS = 10**9  # DeepSpeed stage3_max_live_parameters default
 DS_REDUCE_BUCKET = 5 * 10**8  # DeepSpeed reduce_bucket_size default (elements)

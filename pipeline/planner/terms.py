@@ -4,11 +4,9 @@ bytes (and usually the arithmetic as text); ``training`` assembles them. Symbols
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import DecoderArch
-from pipeline.planner.inference import _n
-
-OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit", "sgd", "adafactor")
+from pipeline.planner.types import OPTIMIZERS, _n
 
 # ---------------------------------------------------------------------------------------------
 # Training: states

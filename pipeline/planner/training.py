@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import DecoderArch
-from pipeline.planner.estimator import Component, Estimate, Settings, _n
+from pipeline.planner.types import Component, Estimate, Settings, _n
 from pipeline.planner.inference import dequant_copy_bytes, weight_bytes
 from pipeline.planner.precision import parse_precision
 from pipeline.planner.sharding import Units, describe, shard

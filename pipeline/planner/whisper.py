@@ -3,7 +3,7 @@ Table 1): transcription under each runtime, and fine-tuning (full, LoRA; through
 
 Runtimes: ``ctranslate2`` (faster-whisper, Syllabus's own; the default), ``openai`` (openai-whisper,
 PyTorch) and ``transformers`` (WhisperForConditionalGeneration, PyTorch). The PyTorch runtimes carry a
-PyTorch CUDA context (``estimator.CUDA_CONTEXT_MIB``) and repeat the cross-attention keys/values of
+PyTorch CUDA context (``overhead.CUDA_CONTEXT_MIB``) and repeat the cross-attention keys/values of
 the encoder output for every beam (transformers ``_expand_inputs_for_generation``; openai-whisper
 repeats the audio features per beam before the decoder); CTranslate2 keeps one copy per batch item.
 """
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import WhisperArch
-from pipeline.planner.estimator import Component, Estimate, Settings, _n, runtime_components
+from pipeline.planner.overhead import runtime_components
+from pipeline.planner.types import Component, Estimate, Settings, _n
 from pipeline.planner.others import _float_bytes
 
 # openai-whisper decodes at most n_text_ctx // 2 = 224 tokens per 30-s window (decoding.py
@@ -61,13 +62,12 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
     runtime = runtime_of(st)
     if st.mode != "inference":
         from pipeline.planner.encdec import estimate_seq2seq_training
-        from pipeline.planner.estimator import runtime_components as rc
 
         if st.mode == "qlora" or st.precision.lower().startswith(("int8", "nf4", "fp4")):
             raise ConfigError("Whisper fine-tuning takes fp32, bf16 or fp16 weights with --mode full or lora")
         _, _, label = _float_bytes(st.precision, "Whisper")
         est = estimate_seq2seq_training(arch, st, label)
-        est.components += rc(est.components, st, "torch")
+        est.components += runtime_components(est.components, st, "torch")
         est.notes.append("fine-tuning runs on PyTorch (transformers Seq2SeqTrainer): decoder labels up to "
                          f"{st.target_seq or arch.text_ctx} tokens, encoder over 30 s (1500 positions)")
         return est
