@@ -143,6 +143,27 @@ class ASRConfig(_Strict):
         return value
 
 
+class OCRConfig(_Strict):
+    """OCR of pages without a text layer (scans, CBZ) and of lecture-video slides."""
+
+    enabled: Literal["auto", "always", "never"]
+    engine: Literal["rapidocr", "tesseract"]
+    languages: list[Literal["en", "zh-TW", "zh-CN"]] = Field(min_length=1)
+    dpi: int = Field(ge=72, le=600)
+    threads: int = Field(ge=0, le=1024)
+
+
+class SlidesConfig(_Strict):
+    """Slides found in lecture videos (`ingest`, `transcribe --slides`)."""
+
+    enabled: bool
+    sample_seconds: float = Field(gt=0, le=60)
+    grid: int = Field(ge=2, le=32)
+    cell_change: float = Field(gt=0, le=255)
+    min_changed_cells: float = Field(gt=0, le=1)
+    stable_seconds: float = Field(ge=0, le=600)
+
+
 class LLMConfig(_Strict):
     """The language model behind `ask`, `summarize` and `serve` (pipeline/llm)."""
 
@@ -224,6 +245,8 @@ class Config(_Strict):
     ask: AskConfig
     summarize: SummarizeConfig
     asr: ASRConfig
+    ocr: OCRConfig
+    slides: SlidesConfig
     # Where the user's values came from (for messages and `syllabus config`); not a setting.
     source: str | None = Field(default=None, exclude=True)
 

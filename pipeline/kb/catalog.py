@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_start INTEGER, page_end INTEGER,
     t_start REAL, t_end REAL,
     n_tokens INTEGER NOT NULL,
-    embedding BLOB NOT NULL            -- float32, unit length
+    embedding BLOB NOT NULL,           -- float32, unit length
+    kind TEXT                          -- NULL: the document's own text; 'ocr' | 'slide'
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ord);
 CREATE INDEX IF NOT EXISTS sections_doc ON sections(doc_id, ord);
@@ -98,6 +99,7 @@ class ChunkRow:
     t_start: float | None
     t_end: float | None
     n_tokens: int
+    kind: str | None = None
 
 
 class Catalog:
@@ -111,10 +113,17 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
             self.db.executescript(_SCHEMA)
+            self._migrate()
             self._init_meta()
 
     def close(self) -> None:
         self.db.close()
+
+    def _migrate(self) -> None:
+        """Catalogs written before chunks had a kind get the column (NULL: ordinary text)."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+        if "kind" not in columns:
+            self.db.execute("ALTER TABLE chunks ADD COLUMN kind TEXT")
 
     def _init_meta(self) -> None:
         with self.transaction():
@@ -187,9 +196,9 @@ class Catalog:
 
     def insert_chunks(self, doc_id: int, rows: Iterable[dict]) -> None:
         self.db.executemany(
-            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding)
-               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding)""",
-            [dict(r, doc_id=doc_id) for r in rows],
+            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding, kind)
+               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding, :kind)""",
+            [dict(r, doc_id=doc_id, kind=r.get("kind")) for r in rows],
         )
 
     # ----- reads
@@ -205,7 +214,7 @@ class Catalog:
             part = ids[start : start + 500]
             marks = ",".join("?" for _ in part)
             for r in self.db.execute(
-                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens FROM chunks WHERE id IN ({marks})",
+                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind FROM chunks WHERE id IN ({marks})",
                 part,
             ):
                 out[r["id"]] = ChunkRow(**{k: r[k] for k in r.keys()})

@@ -71,6 +71,7 @@ class Hit:
     dense_rank: int | None
     bm25_rank: int | None
     text: str
+    chunk_kind: str | None = None  # None: the document's own text; "ocr" (a page read by OCR); "slide"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -98,7 +99,8 @@ def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None 
     """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
 
     Audio and video (by extension, else by probing with PyAV) are transcribed, with progress in
-    seconds of audio; the rest is PDF."""
+    seconds of audio; the rest are documents (PDF, e-books, slide decks, notes), with progress in
+    pages read by OCR."""
     from ingest.media import is_media
 
     if is_media(path):
@@ -107,9 +109,18 @@ def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None 
         progress = progress or Progress()
         progress.stage("transcribing (s of audio)", None)
         return extract_media(path, cfg, cache_dir, on_progress=progress.position, sha256=sha256)
-    from ingest.pdf import extract_pdf
+    from ingest.formats import extract_document
 
-    return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
+    progress = progress or Progress()
+    started: list[bool] = []
+
+    def on_page(n: int) -> None:
+        if not started:
+            progress.stage("OCR (pages)", None)
+            started.append(True)
+        progress.advance(n)
+
+    return extract_document(path, cfg, cache_dir, on_page=on_page)
 
 
 class KnowledgeBase:
@@ -294,7 +305,7 @@ class KnowledgeBase:
             self.catalog.insert_chunks(doc_id, [
                 dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
                      page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
-                     embedding=vectors[i].astype(np.float32).tobytes())
+                     embedding=vectors[i].astype(np.float32).tobytes(), kind=c.kind)
                 for i, c in enumerate(chunks)
             ])
             self.catalog.set_meta("embed_model", self.embed_model_name)
@@ -462,7 +473,7 @@ class KnowledgeBase:
                 page_label=lab.get(c.page_start) if c.page_start else None,
                 page_label_end=lab.get(c.page_end) if c.page_end else None,
                 t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
-                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
+                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text, chunk_kind=c.kind,
             ))
         return hits
 

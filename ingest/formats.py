@@ -1,0 +1,64 @@
+"""Which reader takes a (non-media) file: by extension, else by its first bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ingest.types import ExtractedDocument
+
+TEXT_KINDS = {".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html",
+              ".xhtml": "html"}
+OFFICE_KINDS = {".pptx": "pptx", ".docx": "docx"}
+
+
+def document_extensions() -> frozenset[str]:
+    """Every extension ingest reads as a document (media files aside)."""
+    from ingest.ebook import KINDS
+
+    return frozenset({".pdf", *KINDS, *TEXT_KINDS, *OFFICE_KINDS})
+
+
+def kind_of(path: Path) -> str:
+    from ingest.ebook import KINDS
+
+    suffix = path.suffix.lower()
+    for table in (KINDS, TEXT_KINDS, OFFICE_KINDS):
+        if suffix in table:
+            return table[suffix]
+    return "pdf"  # anything else is tried as a PDF, which says clearly when it is not one
+
+
+def extract_document(path: Path, cfg=None, cache_dir: Path | None = None,
+                     on_page: Callable[[int], None] | None = None) -> ExtractedDocument:
+    """Read a document file; pages without a text layer go through OCR as ``cfg.ocr`` says
+    (``on_page(1)`` after each page read by OCR; results cached under ``cache_dir/ocr``)."""
+    path = Path(path)
+    kind = kind_of(path)
+    strip = cfg.chunking.strip_headers if cfg is not None else True
+    if kind in ("md", "txt"):
+        from ingest.markup import extract_markdown
+
+        return extract_markdown(path, kind)
+    if kind == "html":
+        from ingest.markup import extract_html
+
+        return extract_html(path)
+    if kind == "pptx":
+        from ingest.office import extract_pptx
+
+        return extract_pptx(path)
+    if kind == "docx":
+        from ingest.office import extract_docx
+
+        return extract_docx(path)
+    from ingest.ocr import page_reader
+
+    ocr = page_reader(cfg, cache_dir, on_page)
+    if kind == "pdf":
+        from ingest.pdf import extract_pdf
+
+        return extract_pdf(path, strip_headers=strip, ocr=ocr)
+    from ingest.ebook import extract_ebook
+
+    return extract_ebook(path, ocr=ocr)
