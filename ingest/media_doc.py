@@ -103,8 +103,10 @@ def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None
     from pipeline.errors import IngestError
 
     path = Path(path)
+    from ingest.lecture import lecture_outline
+
     transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress, sha256=sha256)
-    sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
+    sections, spans = lecture_outline(path, transcript, cfg, Path(cache_dir))
     warnings = list(transcript.warnings)
     if not spans:
         raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")

@@ -50,6 +50,12 @@ class Box:
     score: float
 
 
+@dataclass
+class Recognized:
+    text: str
+    title: str = ""  # the first line when it is set larger than the rest (slides)
+
+
 class RapidOCREngine:
     """PP-OCRv4 detection + recognition, ONNX models from the rapidocr-onnxruntime wheel."""
 
@@ -157,36 +163,64 @@ def _cjk(ch: str) -> bool:
     return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
 
-def boxes_to_text(boxes: list[Box], min_score: float = 0.5) -> str:
+@dataclass
+class Line:
+    text: str
+    top: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+
+def _lines(boxes: list[Box], min_score: float) -> list[Line]:
     """Reading order: boxes whose vertical centres fall within half a line height form a line, left
-    to right; a gap of more than one line height between lines starts a new paragraph. Chinese
-    pieces join without a space, everything else with one."""
+    to right. Chinese pieces join without a space, everything else with one."""
     boxes = sorted((b for b in boxes if b.text.strip() and b.score >= min_score), key=lambda b: (b.y0 + b.y1) / 2)
-    lines: list[list[Box]] = []
+    groups: list[list[Box]] = []
     for b in boxes:
         centre = (b.y0 + b.y1) / 2
-        if lines:
-            last = lines[-1]
+        if groups:
+            last = groups[-1]
             top, bottom = min(x.y0 for x in last), max(x.y1 for x in last)
             if abs(centre - (top + bottom) / 2) <= (bottom - top) / 2:
                 last.append(b)
                 continue
-        lines.append([b])
-    out: list[str] = []
-    previous_bottom = None
-    for line in lines:
-        line.sort(key=lambda b: b.x0)
+        groups.append([b])
+    lines = []
+    for group in groups:
+        group.sort(key=lambda b: b.x0)
         text = ""
-        for b in line:
+        for b in group:
             piece = b.text.strip()
             glue = "" if not text or (_cjk(text[-1]) and _cjk(piece[0])) else " "
             text += glue + piece
-        top, bottom = min(b.y0 for b in line), max(b.y1 for b in line)
-        if previous_bottom is not None and top - previous_bottom > (bottom - top):
+        lines.append(Line(text, min(b.y0 for b in group), max(b.y1 for b in group)))
+    return lines
+
+
+def boxes_to_text(boxes: list[Box], min_score: float = 0.5) -> str:
+    """The lines in reading order; a gap of more than one line height starts a new paragraph."""
+    out: list[str] = []
+    previous_bottom = None
+    for line in _lines(boxes, min_score):
+        if previous_bottom is not None and line.top - previous_bottom > line.height:
             out.append("")
-        out.append(text)
-        previous_bottom = bottom
+        out.append(line.text)
+        previous_bottom = line.bottom
     return "\n".join(out)
+
+
+def title_of(boxes: list[Box], min_score: float = 0.5) -> str:
+    """A slide's title: its first line when that is set larger than the rest (or is all there is)."""
+    lines = _lines(boxes, min_score)
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0].text
+    rest = sorted(line.height for line in lines[1:])
+    return lines[0].text if lines[0].height >= 1.2 * rest[len(rest) // 2] else ""
 
 
 @lru_cache(maxsize=4)
@@ -252,7 +286,7 @@ def render(page, dpi: int) -> np.ndarray:
 
 
 class OCRCache:
-    """``cache/ocr/<sha256 of pixels + settings>.json``: {"text": ...}; written atomically."""
+    """``cache/ocr/<sha256 of pixels + settings>.json``: {"text", "title"}; written atomically."""
 
     def __init__(self, folder: Path | None, engine: str, languages: tuple[str, ...]):
         self.folder = Path(folder) if folder is not None else None
@@ -264,17 +298,19 @@ class OCRCache:
         h.update(np.ascontiguousarray(image).tobytes())
         return h.hexdigest()
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Recognized | None:
         if self.folder is None:
             return None
         try:
-            return json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))["text"]
+            data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+            return Recognized(str(data["text"]), str(data.get("title", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def put(self, key: str, text: str) -> None:
+    def put(self, key: str, result: Recognized) -> None:
         if self.folder is not None:
-            atomic_write_text(self.folder / f"{key}.json", json.dumps({"text": text}, ensure_ascii=False))
+            data = {"text": result.text, "title": result.title}
+            atomic_write_text(self.folder / f"{key}.json", json.dumps(data, ensure_ascii=False))
 
 
 class ImageReader:
@@ -288,16 +324,18 @@ class ImageReader:
         self.cache = OCRCache(Path(cache_dir) / "ocr" if cache_dir is not None else None, engine, self.languages)
         self.recognised = 0  # images actually run through the engine (not from the cache)
 
-    def text(self, image: np.ndarray) -> str:
+    def read_image(self, image: np.ndarray) -> Recognized:
         key = self.cache.key(image)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         engine = load_engine(self.engine_name, self.languages, self.threads)
-        text = normalize_script(boxes_to_text(engine.recognize(image)), self.languages)
+        boxes = engine.recognize(image)
+        result = Recognized(normalize_script(boxes_to_text(boxes), self.languages),
+                            normalize_script(title_of(boxes), self.languages))
         self.recognised += 1
-        self.cache.put(key, text)
-        return text
+        self.cache.put(key, result)
+        return result
 
 
 class PageReader(ImageReader):
@@ -316,7 +354,7 @@ class PageReader(ImageReader):
 
     def read(self, page) -> str:
         try:
-            text = self.text(render(page, self.dpi))
+            text = self.read_image(render(page, self.dpi)).text
         except (ConfigError, ModelNotAvailable):
             raise
         except Exception as exc:  # one unreadable picture must not cost the document
@@ -326,12 +364,22 @@ class PageReader(ImageReader):
         return text
 
 
-def page_reader(cfg, cache_dir: Path | None, on_page=None) -> PageReader | None:
-    """The reader the config asks for (None when ``ocr.enabled`` is never)."""
+def _engine_settings(cfg) -> dict:
     ocr = getattr(cfg, "ocr", None)
     if ocr is None:
-        return PageReader(cache_dir=cache_dir, on_page=on_page)
-    if ocr.enabled == "never":
+        return {}
+    return dict(engine=ocr.engine, languages=tuple(ocr.languages), threads=ocr.threads)
+
+
+def page_reader(cfg, cache_dir: Path | None, on_page=None) -> PageReader | None:
+    """The page reader the config asks for (None when ``ocr.enabled`` is never)."""
+    ocr = getattr(cfg, "ocr", None)
+    if ocr is not None and ocr.enabled == "never":
         return None
-    return PageReader(mode=ocr.enabled, dpi=ocr.dpi, on_page=on_page, engine=ocr.engine,
-                      languages=tuple(ocr.languages), cache_dir=cache_dir, threads=ocr.threads)
+    options = dict(mode=ocr.enabled, dpi=ocr.dpi) if ocr is not None else {}
+    return PageReader(on_page=on_page, cache_dir=cache_dir, **options, **_engine_settings(cfg))
+
+
+def image_reader(cfg, cache_dir: Path | None) -> ImageReader:
+    """The reader for video frames: the same engine and cache as pages."""
+    return ImageReader(cache_dir=cache_dir, **_engine_settings(cfg))

@@ -94,13 +94,14 @@ def from_pdf(path: Path, strip_headers: bool = True) -> DocText:
 def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None, sha256: str | None = None) -> DocText:
     """A recording: its transcript (cached under ``cache_dir/transcripts``, made now if missing) in
     the time windows the knowledge base uses (``asr.section_seconds``)."""
-    from ingest.media_doc import time_sections, transcribe_cached
+    from ingest.lecture import lecture_outline
+    from ingest.media_doc import transcribe_cached
     from pipeline.errors import IngestError
     from pipeline.kb.store import sha256_file
 
     digest = sha256 or sha256_file(path)  # hashed once: the transcript cache key and the summary identity
     transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify, sha256=digest)
-    sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
+    sections, spans = lecture_outline(path, transcript, cfg, cache_dir)
     if not spans:
         raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
     return DocText(title=path.stem, path=str(path), kind="media", identity=digest, labels={}, n_pages=0,
