@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.markup import check_file
+from ingest.formats import check_file
 from ingest.types import ExtractedDocument
 from pipeline.errors import IngestError
 

@@ -6,10 +6,21 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.types import ExtractedDocument
+from pipeline.errors import IngestError
 
 TEXT_KINDS = {".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html",
               ".xhtml": "html"}
 OFFICE_KINDS = {".pptx": "pptx", ".docx": "docx"}
+
+
+def check_file(path: Path) -> None:
+    """The failures every format shares, as one line naming the file."""
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a directory")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: empty file (0 bytes)")
 
 
 def document_extensions() -> frozenset[str]:

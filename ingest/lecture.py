@@ -102,3 +102,31 @@ def lecture_outline(path: Path, transcript, cfg, cache_dir: Path | None) -> tupl
         log.warning("%s: slides skipped (%s: %s)", path, type(exc).__name__, exc)
         slides = []
     return with_slides(sections, spans, slides, window)
+
+
+def slides_text(slides: list) -> str:
+    """Slides as plain text, one block each: ``[12:30–14:05] Title`` then the slide's text."""
+    blocks = []
+    for s in slides:
+        head = f"[{time_span(s.t_start, s.t_end)}] {s.title}".rstrip()
+        body = s.text[len(s.title):].strip() if s.title and s.text.startswith(s.title) else s.text
+        blocks.append(f"{head}\n{body}".strip())
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+def write_slide_files(path: Path, out_dir: Path, stem: str, cfg, cache_dir: Path | None,
+                      duration: float | None = None) -> list[Path]:
+    """``<stem>.slides.txt`` and ``<stem>.slides.json`` (start, end, title, text per slide) beside
+    the transcript files; none for a recording without slides."""
+    import json
+
+    from pipeline.atomic import atomic_write_text
+
+    slides = find_lecture_slides(Path(path), cfg, cache_dir, duration)
+    if not slides:
+        return []
+    txt, js = Path(out_dir) / f"{stem}.slides.txt", Path(out_dir) / f"{stem}.slides.json"
+    atomic_write_text(txt, slides_text(slides))
+    atomic_write_text(js, json.dumps({"file": str(path), "slides": [s.as_dict() for s in slides]},
+                                     ensure_ascii=False, indent=1) + "\n")
+    return [txt, js]

@@ -10,20 +10,11 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ingest.formats import check_file
 from ingest.types import ExtractedDocument, Section, Span
 from pipeline.errors import IngestError
 
 Block = tuple[int | None, str]  # (heading level, text); level None for body text
-
-
-def check_file(path: Path) -> None:
-    """The failures every format shares, as one line naming the file."""
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if path.is_dir():
-        raise IngestError(f"{path}: is a directory")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{path}: empty file (0 bytes)")
 
 
 def read_text(path: Path) -> tuple[str, list[str]]:

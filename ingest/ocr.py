@@ -353,6 +353,8 @@ class PageReader(ImageReader):
         return needs_ocr(text, image_cover(page) if self.mode == "auto" else 1.0, self.mode)
 
     def read(self, page) -> str:
+        if self.on_page is not None:
+            self.on_page(0)  # about to start: the progress display opens its "OCR (pages)" bar
         try:
             text = self.read_image(render(page, self.dpi)).text
         except (ConfigError, ModelNotAvailable):

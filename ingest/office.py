@@ -11,7 +11,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from ingest.markup import Block, check_file, document
+from ingest.formats import check_file
+from ingest.markup import Block, document
 from ingest.types import ExtractedDocument, Page, Section, Span
 from pipeline.errors import IngestError
 

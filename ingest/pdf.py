@@ -17,12 +17,9 @@ from pipeline.errors import IngestError
 def _open(path: Path):
     import pymupdf
 
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if path.is_dir():
-        raise IngestError(f"{path}: is a directory")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{path}: empty file (0 bytes)")
+    from ingest.formats import check_file
+
+    check_file(path)
     with path.open("rb") as fh:
         head = fh.read(1024)
     if b"%PDF-" not in head:
