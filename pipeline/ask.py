@@ -37,9 +37,19 @@ class Citation:
     text: str  # the passage as given to the model (perhaps trimmed to fit)
     similarity: float  # cosine of question and passage embeddings
     cited: bool = False  # the answer refers to [n]
+    doc_kind: str = ""  # pdf, media, epub, pptx, ...
+    chunk_kind: str | None = None  # None: the document's own text; "ocr" or "slide"
+    t_start: float | None = None
+    t_end: float | None = None
 
     @property
     def where(self) -> str:
+        from pipeline.locations import located
+
+        return located(self._page_or_time(), self.doc_kind, self.chunk_kind, self.page, self.page_end,
+                       self.t_start, self.t_end)
+
+    def _page_or_time(self) -> str:
         if self.page is not None:
             label = self.page_label or str(self.page)
             out = f"p. {label}" if self.page_end in (None, self.page) else f"pp. {label}–{self.page_label_end or self.page_end}"
@@ -116,7 +126,8 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
         Citation(
             n=i + 1, doc=h.title, path=h.path, page_label=h.page_label, page=h.page_start, page_end=h.page_end,
             page_label_end=h.page_label_end, section=h.section, time=time_span(h.t_start, h.t_end) if h.t_start is not None else None,
-            text=h.text, similarity=round(s, 4),
+            text=h.text, similarity=round(s, 4), doc_kind=h.kind, chunk_kind=h.chunk_kind, t_start=h.t_start,
+            t_end=h.t_end,
         )
         for i, (h, s) in enumerate(zip(hits, sims))
     ]

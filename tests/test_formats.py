@@ -144,3 +144,13 @@ def test_slide_text_is_indexed_beside_the_transcript_with_its_time_range(fake, e
         assert kinds == {None, "slide"}  # transcript chunks beside slide chunks
         [window] = [s for s in kb.catalog.sections(outcome.doc_id) if s["level"] == 1]
         assert "GPU Memory Basics" in window["title"] and window["title"].startswith("00:00–00:09")
+
+
+def test_citations_name_the_place_in_the_words_of_the_format():
+    from pipeline.locations import located
+
+    assert located("p. 12", "pdf", "ocr", 12, 12) == "p. 12, OCR"
+    assert located("p. 12", "pptx", None, 12, 12) == "slide 12"
+    assert located("pp. 3–4", "epub", None, 3, 4) == "loc. 3–4"
+    assert located("12:30–14:05", "media", "slide", None, None, 750.0, 845.0) == "slide, 12:30–14:05"
+    assert located("12:30–14:05", "media", None, None, None, 750.0, 845.0) == "12:30–14:05"

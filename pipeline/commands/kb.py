@@ -74,6 +74,12 @@ def _outcome_line(o: IngestOutcome) -> str:
 
 
 def _location(h) -> str:
+    from pipeline.locations import located
+
+    return located(_page_or_time(h), h.kind, h.chunk_kind, h.page_start, h.page_end, h.t_start, h.t_end)
+
+
+def _page_or_time(h) -> str:
     if h.page_start is not None:
         label = h.page_label or str(h.page_start)
         pages = f"p. {label}" if h.page_end in (None, h.page_start) else f"pp. {label}–{h.page_label_end or h.page_end}"
@@ -88,9 +94,10 @@ def _location(h) -> str:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Folders become the PDFs and media files inside them (recursively, sorted); files stay as given."""
+    from ingest.formats import document_extensions
     from ingest.media import MEDIA_EXTENSIONS
 
-    wanted = MEDIA_EXTENSIONS | {".pdf"}
+    wanted = MEDIA_EXTENSIONS | document_extensions()
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -103,18 +110,21 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        files: List[Path] = typer.Argument(..., help="PDF, audio or video files (or folders of them) to add or update.", show_default=False),
+        files: List[Path] = typer.Argument(..., help="PDFs, e-books (epub, mobi, fb2, xps, cbz), pptx, docx, md, html, txt, audio or video files (or folders of them) to add or update.", show_default=False),
         as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
     ) -> None:
         """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
 
         Audio and video files (mp4, mkv, webm, mov, mp3, m4a, wav, flac, ogg, ...) are transcribed
         with the asr settings (or their cached transcript is reused) and indexed in time windows, so
-        hits cite times such as 12:31–13:05.
+        hits cite times such as 12:31–13:05; the slides a video shows are found, read by OCR and
+        indexed with their time ranges. Pages without a text layer (scans) are read by OCR
+        (ocr.enabled); e-books, slide decks and notes are indexed with their chapters or slides.
 
         Examples:
           syllabus ingest book.pdf notes/*.pdf
           syllabus ingest lecture.mp4 talk.m4a
+          syllabus ingest book.epub deck.pptx notes.docx notes.md scanned.pdf
           syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
           syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
         """
@@ -167,11 +177,12 @@ def register(app: typer.Typer) -> None:
             emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
             return
         table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
-        for col in ("id", "title", "file", "pages", "sections", "chunks", "size", "added"):
+        for col in ("id", "title", "file", "kind", "pages", "OCR", "sections", "chunks", "size", "added"):
             table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
         for d in docs:
             table.add_row(
-                str(d.id), d.title, Path(d.path).name, str(d.n_pages), str(d.n_sections), str(d.n_chunks),
+                str(d.id), d.title, Path(d.path).name, d.kind, str(d.n_pages), str(d.n_ocr_pages or ""), str(d.n_sections),
+                str(d.n_chunks),
                 f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
             )
         out.print(table)
@@ -210,7 +221,8 @@ def register(app: typer.Typer) -> None:
             out.print("no passages found")
             return
         for rank, h in enumerate(hits, 1):
-            head = f"[bold]{rank}. {escape(h.title)}[/] · {_location(h)}"
+            where = _location(h)
+            head = f"[bold]{rank}. {escape(h.title)}[/]" + (f" · {where}" if where else "")
             if h.section:
                 head += f" · [italic]{escape(h.section)}[/]"
             head += f"  [dim]score {h.score:.4f}[/]"

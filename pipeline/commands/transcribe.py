@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         word_timestamps: Optional[bool] = typer.Option(None, "--word-timestamps/--no-word-timestamps", help="Per-word times in the JSON output."),
         vad: Optional[bool] = typer.Option(None, "--vad/--no-vad", help="Skip silence with Silero VAD (faster-whisper)."),
         restart: bool = typer.Option(False, "--restart", help="Ignore checkpoints of interrupted runs and start over."),
+        slides: bool = typer.Option(False, "--slides", help="Also find the slides a video shows, OCR them and write <stem>.slides.txt/.json with their times."),
         as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     ) -> None:
         """Transcribe lectures to SRT, WebVTT, TXT and JSON; an interrupted file resumes where it stopped.
@@ -78,6 +79,7 @@ def register(app: typer.Typer) -> None:
           syllabus transcribe lecture.mp4 talk.m4a -o transcripts/ --format srt,vtt,txt,json
           syllabus transcribe lecture.mp4 --backend openai-whisper --model base --language zh --zh-variant tw
           syllabus transcribe *.mkv --model tiny.en --device cuda --json
+          syllabus transcribe lecture.mp4 --slides       # + lecture.slides.txt/.json: slide texts with times
         """
         from pipeline.cli import STATE, emit_json, err, note
         from pipeline.config import ASRConfig
@@ -127,6 +129,11 @@ def register(app: typer.Typer) -> None:
                     t = transcribe_file(path, engine, decode, ck, zh_variant=asr.zh_variant, block_seconds=asr.block_seconds,
                                         restart=restart, notify=say, on_progress=progress.update if progress else None)
                     written = write_outputs(t, output_paths(path, out_dir, fmts, stem))
+                    if slides:
+                        from ingest.lecture import write_slide_files
+                        from pipeline.models import user_cache_dir
+
+                        written += write_slide_files(path, out_dir, stem, cfg, user_cache_dir(), t.duration)
                     finish(ck)
                 except SyllabusError as exc:  # this file is bad (IngestError); the batch goes on
                     if isinstance(exc, ConfigError):

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS pages (
     label TEXT NOT NULL,
     has_text INTEGER NOT NULL,
     n_chars INTEGER NOT NULL,
+    ocr INTEGER NOT NULL DEFAULT 0,    -- the text was read from the page's image
     PRIMARY KEY (doc_id, number)
 );
 CREATE TABLE IF NOT EXISTS sections (
@@ -86,6 +87,7 @@ class DocumentRow:
     n_chunks: int = 0
     n_sections: int = 0
     n_tokens: int = 0
+    n_ocr_pages: int = 0
 
 
 @dataclass
@@ -124,6 +126,8 @@ class Catalog:
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
         if "kind" not in columns:
             self.db.execute("ALTER TABLE chunks ADD COLUMN kind TEXT")
+        if "ocr" not in {r[1] for r in self.db.execute("PRAGMA table_info(pages)")}:
+            self.db.execute("ALTER TABLE pages ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
 
     def _init_meta(self) -> None:
         with self.transaction():
@@ -159,7 +163,8 @@ class Catalog:
             """SELECT d.*,
                   (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS n_chunks,
                   (SELECT COUNT(*) FROM sections s WHERE s.doc_id=d.id) AS n_sections,
-                  (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens
+                  (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens,
+                  (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS n_ocr_pages
                FROM documents d ORDER BY d.added_at, d.id"""
         ).fetchall()
         return [self._document(r) for r in rows]
@@ -181,10 +186,11 @@ class Catalog:
     def delete_document(self, doc_id: int) -> None:
         self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))  # pages, sections, chunks cascade
 
-    def insert_pages(self, doc_id: int, rows: Iterable[tuple[int, str, bool, int]]) -> None:
+    def insert_pages(self, doc_id: int, rows: Iterable[tuple]) -> None:
+        """Rows of (number, label, has text layer, characters[, read by OCR])."""
         self.db.executemany(
-            "INSERT INTO pages (doc_id, number, label, has_text, n_chars) VALUES (?, ?, ?, ?, ?)",
-            [(doc_id, n, label, int(has), chars) for n, label, has, chars in rows],
+            "INSERT INTO pages (doc_id, number, label, has_text, n_chars, ocr) VALUES (?, ?, ?, ?, ?, ?)",
+            [(doc_id, r[0], r[1], int(r[2]), r[3], int(r[4]) if len(r) > 4 else 0) for r in rows],
         )
 
     def insert_sections(self, doc_id: int, rows: Iterable[dict]) -> None:

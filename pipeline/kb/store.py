@@ -296,7 +296,7 @@ class KnowledgeBase:
                 language=doc.language,
                 warnings="\n".join(doc.warnings),
             )
-            self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
+            self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text), p.ocr) for p in doc.pages])
             self.catalog.insert_sections(doc_id, [
                 dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
                      page_end=s.page_end, t_start=s.t_start, t_end=s.t_end)
