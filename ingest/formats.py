@@ -41,12 +41,13 @@ def kind_of(path: Path) -> str:
 
 
 def extract_document(path: Path, cfg=None, cache_dir: Path | None = None,
-                     on_page: Callable[[int], None] | None = None) -> ExtractedDocument:
+                     on_page: Callable[[int], None] | None = None, strip_headers: bool | None = None) -> ExtractedDocument:
     """Read a document file; pages without a text layer go through OCR as ``cfg.ocr`` says
-    (``on_page(1)`` after each page read by OCR; results cached under ``cache_dir/ocr``)."""
+    (``on_page(1)`` after each page read by OCR; results cached under ``cache_dir/ocr``).
+    ``strip_headers``: default ``cfg.chunking.strip_headers``."""
     path = Path(path)
     kind = kind_of(path)
-    strip = cfg.chunking.strip_headers if cfg is not None else True
+    strip = strip_headers if strip_headers is not None else (cfg.chunking.strip_headers if cfg is not None else True)
     if kind in ("md", "txt"):
         from ingest.markup import extract_markdown
 

@@ -70,13 +70,19 @@ class Unit:
 
 
 # ----- loading
-def from_pdf(path: Path, strip_headers: bool = True) -> DocText:
-    from ingest.pdf import _sections_from_toc, _spans, extract_pdf
+def from_pdf(path: Path, strip_headers: bool = True, cache_dir: Path | None = None) -> DocText:
+    """A PDF, e-book, slide deck or notes file; scanned pages are read by OCR (cached in ``cache_dir``,
+    default the user cache)."""
+    from ingest.formats import extract_document
+    from ingest.pdf import _sections_from_toc, _spans
     from pipeline.kb.store import sha256_file
+    from pipeline.models import user_cache_dir
 
-    doc = extract_pdf(path, strip_headers=strip_headers)
+    doc = extract_document(path, None, cache_dir or user_cache_dir(), strip_headers=strip_headers)
     sections, spans, source = doc.sections, doc.spans, "toc"
-    if not sections:
+    if not sections and doc.kind != "pdf":
+        source = "windows"
+    elif not sections:
         headings = detect_headings(path)
         if headings:
             sections = _sections_from_toc(headings, len(doc.pages))
@@ -114,8 +120,8 @@ def from_kb(kb, doc_row, strip_headers: bool = True) -> DocText:
     from pipeline.kb.store import sha256_file
 
     path = Path(doc_row.path)
-    if doc_row.kind == "pdf" and path.is_file() and sha256_file(path) == doc_row.sha256:
-        text = from_pdf(path, strip_headers)
+    if doc_row.kind not in ("media",) and path.is_file() and sha256_file(path) == doc_row.sha256:
+        text = from_pdf(path, strip_headers, kb.path / "cache")
         text.title = doc_row.title
         return text
     rows = kb.catalog.db.execute(
