@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ingest.formats import check_file
 from ingest.types import ExtractedDocument
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 KINDS = {".epub": "epub", ".mobi": "mobi", ".fb2": "fb2", ".fbz": "fb2", ".xps": "xps", ".oxps": "xps", ".cbz": "cbz"}
 REFLOWABLE = frozenset({"epub", "mobi", "fb2"})

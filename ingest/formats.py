@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.types import ExtractedDocument
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 TEXT_KINDS = {".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html",
               ".xhtml": "html"}

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from ingest.types import Section, Span
-from pipeline.timefmt import clock, span as time_span
+from syllabus_common.timefmt import clock, span as time_span
 
 log = logging.getLogger(__name__)
 MAX_TITLES = 3  # slide titles named in a window's title
@@ -95,7 +95,7 @@ def lecture_outline(path: Path, transcript, cfg, cache_dir: Path | None) -> tupl
     try:
         slides = find_lecture_slides(Path(path), cfg, cache_dir, transcript.duration)
     except Exception as exc:  # ModelNotAvailable and friends: the transcript alone still makes a document
-        from pipeline.errors import ConfigError, ModelNotAvailable
+        from syllabus_common.errors import ConfigError, ModelNotAvailable
 
         if isinstance(exc, (ConfigError, ModelNotAvailable)):
             raise
@@ -120,7 +120,7 @@ def write_slide_files(path: Path, out_dir: Path, stem: str, cfg, cache_dir: Path
     the transcript files; none for a recording without slides."""
     import json
 
-    from pipeline.atomic import atomic_write_text
+    from syllabus_common.atomic import atomic_write_text
 
     slides = find_lecture_slides(Path(path), cfg, cache_dir, duration)
     if not slides:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ingest.formats import check_file
 from ingest.types import ExtractedDocument, Section, Span
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 Block = tuple[int | None, str]  # (heading level, text); level None for body text
 

@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.atomic import atomic_write_text
-from pipeline.errors import ConfigError, IngestError, ModelNotAvailable
+from syllabus_common.atomic import atomic_write_text
+from syllabus_common.errors import ConfigError, IngestError, ModelNotAvailable
 
 log = logging.getLogger(__name__)
 

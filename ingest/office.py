@@ -14,7 +14,7 @@ from pathlib import Path
 from ingest.formats import check_file
 from ingest.markup import Block, document
 from ingest.types import ExtractedDocument, Page, Section, Span
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 
 def _open_zip(path: Path, what: str, opener):

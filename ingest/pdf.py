@@ -6,12 +6,15 @@ Every failure a user can cause (encrypted, corrupt, empty, not a PDF, no text at
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from ingest.clean import clean_pages
 from ingest.types import ExtractedDocument, Page, Section, Span
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
+
+log = logging.getLogger(__name__)
 
 
 def _open(path: Path):
@@ -183,7 +186,11 @@ def read_document(doc, path: Path, kind: str, strip_headers: bool = True, ocr=No
     if not readable:
         hint = "turn on OCR (ocr.enabled: auto)" if ocr is None else "OCR found no text either"
         raise IngestError(f"{path}: no extractable text on any of its {page_count} pages (a scan? {hint})")
-    sections = _sections_from_toc(toc, page_count)
+    if kind == "pdf":
+        sections, outline_source = _outline(path, toc, page_count)
+    else:  # an e-book's table of contents, or nothing: font sizes of a laid-out book say little
+        sections = _sections_from_toc(toc, page_count)
+        outline_source = "toc" if sections else "windows"
     warnings = [state + "; the rest is indexed"] if repaired else []
     if ocr_pages:
         warnings.append(f"{len(ocr_pages)} page(s) without a text layer read by OCR: {_listed(ocr_pages)}")
@@ -202,8 +209,27 @@ def read_document(doc, path: Path, kind: str, strip_headers: bool = True, ocr=No
         sections=sections,
         spans=_spans(pages, sections),
         warnings=warnings,
+        outline_source=outline_source,
     )
 
 
 def _listed(numbers: set[int]) -> str:
     return ", ".join(str(n) for n in sorted(numbers)[:10]) + (" …" if len(numbers) > 10 else "")
+
+
+def _outline(path: Path, toc: list[list], page_count: int) -> tuple[list[Section], str]:
+    """The PDF's own outline; without one, headings detected by font size; without those, none
+    (a summary then reads the book in page windows). The knowledge base and the summarizer both
+    take the sections from here."""
+    sections = _sections_from_toc(toc, page_count)
+    if sections:
+        return sections, "toc"
+    from ingest.headings import detect_headings
+
+    try:
+        headings = detect_headings(path)
+    except Exception as exc:  # a damaged page: the outline is a convenience, the text is already read
+        log.debug("%s: no headings detected (%s)", path, exc)
+        headings = []
+    sections = _sections_from_toc(headings, page_count)
+    return sections, "headings" if sections else "windows"

@@ -147,7 +147,7 @@ def test_slide_text_is_indexed_beside_the_transcript_with_its_time_range(fake, e
 
 
 def test_citations_name_the_place_in_the_words_of_the_format():
-    from pipeline.locations import located
+    from syllabus_common.places import located
 
     assert located("p. 12", "pdf", "ocr", 12, 12) == "p. 12, OCR"
     assert located("p. 12", "pptx", None, 12, 12) == "slide 12"
