@@ -44,7 +44,7 @@ def extract(path: Path, cfg, cache_dir: Path, on_stage: Callable[[str, int | Non
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Folders become the documents and media files inside them (recursively, sorted); files stay as given."""
-    from ingest.formats import document_extensions
+    from ingest.files import document_extensions
     from ingest.media import MEDIA_EXTENSIONS
 
     wanted = MEDIA_EXTENSIONS | document_extensions()

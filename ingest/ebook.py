@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.formats import check_file
+from ingest.files import EBOOK_KINDS as KINDS, check_file
 from ingest.types import ExtractedDocument
 from syllabus_common.errors import IngestError
 
-KINDS = {".epub": "epub", ".mobi": "mobi", ".fb2": "fb2", ".fbz": "fb2", ".xps": "xps", ".oxps": "xps", ".cbz": "cbz"}
 REFLOWABLE = frozenset({"epub", "mobi", "fb2"})
 # Layout of reflowable books, in points: an A5-like page with 11 pt type (~350 words a page).
 LAYOUT = dict(width=420, height=595, fontsize=11)

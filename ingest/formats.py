@@ -5,39 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ingest.files import kind_of
 from ingest.types import ExtractedDocument
-from syllabus_common.errors import IngestError
-
-TEXT_KINDS = {".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html",
-              ".xhtml": "html"}
-OFFICE_KINDS = {".pptx": "pptx", ".docx": "docx"}
-
-
-def check_file(path: Path) -> None:
-    """The failures every format shares, as one line naming the file."""
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if path.is_dir():
-        raise IngestError(f"{path}: is a directory")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{path}: empty file (0 bytes)")
-
-
-def document_extensions() -> frozenset[str]:
-    """Every extension ingest reads as a document (media files aside)."""
-    from ingest.ebook import KINDS
-
-    return frozenset({".pdf", *KINDS, *TEXT_KINDS, *OFFICE_KINDS})
-
-
-def kind_of(path: Path) -> str:
-    from ingest.ebook import KINDS
-
-    suffix = path.suffix.lower()
-    for table in (KINDS, TEXT_KINDS, OFFICE_KINDS):
-        if suffix in table:
-            return table[suffix]
-    return "pdf"  # anything else is tried as a PDF, which says clearly when it is not one
 
 
 def extract_document(path: Path, cfg=None, cache_dir: Path | None = None,

@@ -86,24 +86,6 @@ def with_slides(sections: list[Section], spans: list[Span], slides: list, window
     return out_sections, [p[3] for p in placed]
 
 
-def lecture_outline(path: Path, transcript, cfg, cache_dir: Path | None) -> tuple[list[Section], list[Span]]:
-    """A recording's sections and spans: the transcript in time windows, with the video's slides."""
-    from ingest.media_doc import time_sections
-
-    window = cfg.asr.section_seconds
-    sections, spans = time_sections(transcript, window, Path(path).stem)
-    try:
-        slides = find_lecture_slides(Path(path), cfg, cache_dir, transcript.duration)
-    except Exception as exc:  # ModelNotAvailable and friends: the transcript alone still makes a document
-        from syllabus_common.errors import ConfigError, ModelNotAvailable
-
-        if isinstance(exc, (ConfigError, ModelNotAvailable)):
-            raise
-        log.warning("%s: slides skipped (%s: %s)", path, type(exc).__name__, exc)
-        slides = []
-    return with_slides(sections, spans, slides, window)
-
-
 def slides_text(slides: list) -> str:
     """Slides as plain text, one block each: ``[12:30–14:05] Title`` then the slide's text."""
     blocks = []

@@ -10,7 +10,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ingest.formats import check_file
+from ingest.files import check_file
 from ingest.types import ExtractedDocument, Section, Span
 from syllabus_common.errors import IngestError
 

@@ -11,7 +11,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from ingest.formats import check_file
+from ingest.files import check_file
 from ingest.markup import Block, document
 from ingest.types import ExtractedDocument, Page, Section, Span
 from syllabus_common.errors import IngestError

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def _open(path: Path):
     import pymupdf
 
-    from ingest.formats import check_file
+    from ingest.files import check_file
 
     check_file(path)
     with path.open("rb") as fh:
