@@ -54,12 +54,31 @@ class EmbeddingConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"]
 
 
+class RerankConfig(_Strict):
+    method: str = Field(min_length=1)  # a registered re-ranker (pipeline.rerank)
+    depth: int = Field(ge=1, le=1000)
+    model: str | None = None
+    title: float = Field(ge=0)
+    code: float = Field(ge=0)
+    doc: float = Field(ge=0)
+    section: float = Field(ge=0)
+    nav: float = Field(ge=0)
+
+
+class DiversifyConfig(_Strict):
+    max_per_doc: int = Field(ge=0)
+    margin: float = Field(ge=0)
+
+
 class RetrievalConfig(_Strict):
     k: int = Field(ge=1, le=1000)
     fusion: Literal["rrf", "dense", "bm25"]
     rrf_k: int = Field(ge=1)
     candidates: int = Field(ge=1, le=10000)
     stemmer: str
+    scope_from_question: bool
+    rerank: RerankConfig
+    diversify: DiversifyConfig
 
     @field_validator("stemmer")
     @classmethod

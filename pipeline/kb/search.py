@@ -1,0 +1,129 @@
+"""Search a knowledge base: scope, retrieve (dense, BM25), fuse (RRF), re-rank, diversify.
+
+    question ─ scope (``--doc`` or a document the question names) ─┬─ dense (FAISS) ─┐
+                                                                    └─ BM25 (bm25s) ──┴─ RRF ─ top
+    ``rerank.depth`` ─ re-ranker (``pipeline.rerank``) ─ per-document cap when scores are close ─ k
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from pipeline.errors import KnowledgeBaseError, SyllabusError
+
+log = logging.getLogger(__name__)
+
+
+def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs: list[str] | None = None,
+           rerank: str | None = None) -> list:
+    """The ``k`` best passages for ``query`` (:class:`pipeline.kb.store.Hit`, best first).
+
+    ``fusion``: rrf (default), dense or bm25; re-ranking applies to rrf only. ``rerank`` names a
+    registered re-ranker (default: the config's), ``"none"`` keeps the fused order."""
+    query = query.strip()
+    if not query:
+        raise SyllabusError("empty query")
+    r = kb.cfg.retrieval
+    k = k or r.k
+    fusion = fusion or r.fusion
+    kb._check_embed_model()
+    dense, lexical = kb.load_indexes()
+    doc_ids, query = _scope(kb, query, docs)
+    allowed_ids = kb.catalog.chunk_ids_for_docs(doc_ids) if doc_ids is not None else None
+    method = rerank or r.rerank.method
+    reranking = fusion == "rrf" and method != "none"
+    depth = max(r.rerank.depth, k) if reranking else k
+    n = max(r.candidates, depth)
+    dense_hits: list[tuple[int, float]] = []
+    bm25_hits: list[tuple[int, float]] = []
+    if fusion in ("rrf", "dense"):
+        dense_hits = dense.search(kb.embedder.encode_query(query), n, allowed_ids)
+    if fusion in ("rrf", "bm25"):
+        mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
+        bm25_hits = lexical.search(query, n, mask)
+    dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense_hits)}
+    bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(bm25_hits)}
+    if fusion == "rrf":
+        scores = rrf([dense_hits, bm25_hits], r.rrf_k)
+    else:
+        scores = dict(dense_hits if fusion == "dense" else bm25_hits)
+    top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:depth]
+    hits = kb._hits(top, scores, dense_rank, bm25_rank)
+    if not reranking:
+        return hits[:k]
+    from pipeline.rerank import rerank as apply
+
+    hits = apply(_reranker(kb, method), query, hits)
+    if doc_ids is None or len(doc_ids) > 1:
+        hits = diversify(hits, k, r.diversify.max_per_doc, r.diversify.margin)
+    return hits[:k]
+
+
+def _reranker(kb, method: str):
+    """One re-ranker per KB object and method (a cross-encoder or LLM loads once)."""
+    from pipeline.rerank import load_reranker
+
+    cache = kb.__dict__.setdefault("_rerankers", {})
+    if method not in cache:
+        cache[method] = load_reranker(kb.cfg, method)
+    return cache[method]
+
+
+def _scope(kb, query: str, docs: list[str] | None) -> tuple[list[int] | None, str]:
+    """Documents to search (None: all) and the query to search with.
+
+    ``docs`` (``--doc``) wins; otherwise a document the question names ("in R-data", "according to
+    the R Language Definition") restricts the search to it, and the naming words leave the query."""
+    if docs:
+        doc_ids = []
+        for ref in docs:
+            found = kb.find_documents(ref)
+            if not found:
+                raise KnowledgeBaseError(f"no document matches {ref!r}; see `syllabus list`")
+            doc_ids += [d.id for d in found]
+        return doc_ids, query
+    if not kb.cfg.retrieval.scope_from_question:
+        return None, query
+    from pipeline.scope import named_documents
+
+    named, rest = named_documents(query, kb.documents())
+    if named:
+        log.info("question names %s; searching only there", ", ".join(d.title or d.path for d in named))
+        return [d.id for d in named], rest or query
+    return None, query
+
+
+def diversify(hits: list, k: int, max_per_doc: int, margin: float) -> list:
+    """Cap how many of the first ``k`` come from one document when another's are close behind.
+
+    Greedy: a candidate whose document already holds ``max_per_doc`` places yields to the best
+    candidate of another document whose score is within ``margin`` × (score range of the
+    candidates). ``max_per_doc`` 0 turns it off."""
+    if max_per_doc <= 0 or len(hits) <= 1 or len({h.doc_id for h in hits}) == 1:
+        return hits
+    def value(h) -> float:
+        return h.rerank_score if h.rerank_score is not None else h.score
+
+    spread = (max(map(value, hits)) - min(map(value, hits))) or 1.0
+    pool, chosen, per_doc = list(hits), [], {}
+    while pool and len(chosen) < k:
+        best = pool[0]
+        if per_doc.get(best.doc_id, 0) >= max_per_doc:
+            other = next((h for h in pool if per_doc.get(h.doc_id, 0) < max_per_doc), None)
+            if other is not None and value(best) - value(other) <= margin * spread:
+                best = other
+        pool.remove(best)
+        chosen.append(best)
+        per_doc[best.doc_id] = per_doc.get(best.doc_id, 0) + 1
+    return chosen + pool
+
+
+def rrf(rankings: list[list[tuple[int, float]]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): sum of 1 / (k + rank)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (cid, _score) in enumerate(ranking, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
+    return fused
