@@ -29,6 +29,8 @@ RETRIEVERS = {
     "bm25": ("BM25, code-aware (bm25s)", {"fusion": "bm25"}),
     "before": ("hybrid RRF, before (words-only BM25, no re-ranking)", {"fusion": "rrf", "rerank": "none"}),
     "rrf": ("hybrid RRF, code-aware BM25, no re-ranking", {"fusion": "rrf", "rerank": "none"}),
+    "nodiv": ("hybrid RRF + features re-ranker, no per-document cap", {"fusion": "rrf", "rerank": "features",
+                                                                          "diversify": 0}),
     "features": ("hybrid RRF + features re-ranker (default)", {"fusion": "rrf", "rerank": "features"}),
 }
 
@@ -59,7 +61,9 @@ def evaluate(kb, questions: list[dict], book: str | None = None, k: int = 5,
 
     report = {}
     for name, (_label, kwargs) in (retrievers or RETRIEVERS).items():
-        with _legacy_lexical(kb, name == "before"):
+        kwargs = dict(kwargs)
+        cap = kwargs.pop("diversify", None)
+        with _legacy_lexical(kb, name == "before"), _diversify(kb, cap):
             ranks, misses, times = [], [], []
             for q in questions:
                 t = time.perf_counter()
@@ -72,6 +76,24 @@ def evaluate(kb, questions: list[dict], book: str | None = None, k: int = 5,
                                    "got": [f"{Path(h.path).stem}:{h.page_start}" for h in hits]})
         report[name] = {**score(ranks), "ranks": ranks, "misses": misses, "p50_ms": statistics.median(times)}
     return report
+
+
+class _diversify:
+    """Within the block, the per-document cap is ``max_per_doc`` (None: the config's)."""
+
+    def __init__(self, kb, max_per_doc: int | None):
+        self.kb, self.max_per_doc, self.saved = kb, max_per_doc, kb.cfg
+
+    def __enter__(self):
+        if self.max_per_doc is not None:
+            r = self.saved.retrieval
+            div = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc})
+            self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update={"diversify": div})})
+        return self
+
+    def __exit__(self, *exc):
+        self.kb.cfg = self.saved
+        return False
 
 
 class _legacy_lexical:
@@ -98,6 +120,25 @@ class _legacy_lexical:
         if self.saved is not None:
             self.kb._lexical = self.saved
         return False
+
+
+def check_questions(sets: list[str]) -> int:
+    """Every keyword of every question occurs in the text of one of its gold pages; prints failures."""
+    import re
+
+    import pymupdf
+
+    failures = 0
+    for name in sets:
+        with pymupdf.open(r_manual(SETS[name][1])) as doc:
+            pages = {i + 1: re.sub(r"\s+", " ", p.get_text()).lower() for i, p in enumerate(doc)}
+        for q in load_questions(QUESTIONS / SETS[name][0]):
+            for kw in q["keywords"]:
+                if not any(re.sub(r"\s+", " ", kw).lower() in pages.get(p, "") for p in q["pages"]):
+                    failures += 1
+                    print(f"{q['id']}: keyword {kw!r} not on pages {q['pages']}")
+    print(f"{failures} keyword(s) not found on their gold pages")
+    return failures
 
 
 def open_kbs(settings: list[str], sets: list[str], fresh: bool) -> dict:
@@ -152,10 +193,13 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", choices=["single", "library"], default=["single", "library"])
     ap.add_argument("--retrievers", nargs="+", choices=list(RETRIEVERS), default=list(RETRIEVERS))
     ap.add_argument("--fresh", action="store_true", help="rebuild the cached KBs in eval/work/")
+    ap.add_argument("--check", action="store_true", help="only check the question sets' keywords against their gold pages")
     args = ap.parse_args()
     if any(r_manual(m) is None for m in LIBRARY):
         print("the R manuals are not installed: apt-get install r-doc-pdf")
         sys.exit(0)
+    if args.check:
+        sys.exit(1 if check_questions(args.sets) else 0)
     started = time.perf_counter()
     kbs = open_kbs(args.settings, args.sets, args.fresh)
     chosen = {r: RETRIEVERS[r] for r in args.retrievers}

@@ -58,11 +58,19 @@ class RerankConfig(_Strict):
     method: str = Field(min_length=1)  # a registered re-ranker (pipeline.rerank)
     depth: int = Field(ge=1, le=1000)
     model: str | None = None
-    title: float = Field(ge=0)
-    code: float = Field(ge=0)
-    doc: float = Field(ge=0)
-    section: float = Field(ge=0)
-    nav: float = Field(ge=0)
+    weights: dict[str, float]  # features re-ranker: feature → weight (pipeline.rerank.FEATURES)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        from pipeline.rerank import FEATURES
+
+        unknown = sorted(set(value) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; valid: {', '.join(FEATURES)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("weights must be ≥ 0")
+        return value
 
 
 class DiversifyConfig(_Strict):

@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 
 
-@dataclass(frozen=True)
-class Weights:
-    """How much each feature of the ``features`` re-ranker adds to the normalised fused score."""
-
-    title: float = 0.3
-    code: float = 0.3
-    doc: float = 0.3
-    section: float = 0.2
-    nav: float = 0.3
+# Feature → weight of the ``features`` re-ranker (config: retrieval.rerank.weights). Each feature is
+# in [0, 1] and adds weight × value to the fused score scaled so the first candidate has 1; ``nav``
+# subtracts (a table of contents or an index names a subject without explaining it).
+FEATURES = ("dense", "bm25", "title", "code", "doc", "doccos", "section", "nav")
+SIGN = {"nav": -1.0}
+# Chosen on the library setting by eval/rerank_tune.py (eval/results/rerank_tune.md); config.yaml too.
+DEFAULT_WEIGHTS = {"dense": 0.5, "bm25": 0.5, "title": 0.3, "code": 0.0, "doc": 0.0, "doccos": 0.0, "section": 0.4,
+                   "nav": 0.6}
 
 
 class Reranker(ABC):
@@ -61,8 +59,8 @@ class FeatureReranker(Reranker):
 
     name = "features"
 
-    def __init__(self, weights: Weights = Weights(), stemmer: str = "english"):
-        self.weights = weights
+    def __init__(self, weights: dict[str, float] | None = None, stemmer: str = "english"):
+        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self.stemmer = stemmer
 
     def features(self, query: str, hits: Sequence) -> list[dict[str, float]]:
@@ -74,6 +72,9 @@ class FeatureReranker(Reranker):
         code = query_code_tokens(query)
         top = max((h.score for h in hits), default=0.0) or 1.0
         base = [max(h.score, 0.0) / top for h in hits]  # the fused (RRF) score, best = 1
+        dense = _minmax([getattr(h, "dense_score", None) for h in hits])
+        bm25 = _minmax([getattr(h, "bm25_score", None) for h in hits])
+        doccos = _minmax([getattr(h, "doc_score", None) for h in hits])
         total = sum(base) or 1.0
         doc_mass: dict[int, float] = {}
         sec_mass: dict[tuple[int, str], float] = {}
@@ -87,6 +88,9 @@ class FeatureReranker(Reranker):
             text = h.text.lower()
             out.append({
                 "base": b,
+                "dense": dense[len(out)],
+                "bm25": bm25[len(out)],
+                "doccos": doccos[len(out)],
                 "title": len(words & title) / len(words) if words else 0.0,
                 "code": sum(t in text for t in code) / len(code) if code else 0.0,
                 "doc": doc_mass[h.doc_id] / total,
@@ -96,9 +100,8 @@ class FeatureReranker(Reranker):
         return out
 
     def scores(self, query: str, hits: Sequence) -> list[float]:
-        w = self.weights
-        return [f["base"] + w.title * f["title"] + w.code * f["code"] + w.doc * f["doc"] + w.section * f["section"]
-                - w.nav * f["nav"] for f in self.features(query, hits)]
+        w = {f: SIGN.get(f, 1.0) * v for f, v in self.weights.items()}
+        return [f["base"] + sum(w[name] * f[name] for name in FEATURES) for f in self.features(query, hits)]
 
 
 # How questions are phrased, not what they are about (BM25's stop list keeps most of these).
@@ -120,6 +123,16 @@ def _words(text: str, stemmer: str) -> set[str]:
     return {t for t in tokenize(plain, stemmer) if t not in code}
 
 
+def _minmax(values: list[float | None]) -> list[float]:
+    """Scores scaled to [0, 1] over the candidates (missing: 0), for a convex combination of the
+    retrievers' scores beside rank fusion (Bruch, Gai & Ingber, ACM TOIS 2023)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return [0.0] * len(values)
+    low, span = min(known), (max(known) - min(known)) or 1.0
+    return [0.0 if v is None else (v - low) / span for v in values]
+
+
 def _navigation(text: str) -> float:
     """How much a passage looks like a table of contents or an index (dot leaders), in [0, 1].
 
@@ -139,31 +152,15 @@ def _chapter(section_path: str) -> str:
 # ----- registry
 
 Factory = Callable[..., Reranker]  # factory(cfg: Config) -> Reranker
-_RERANKERS: dict[str, Factory] = {}
-
-
-def register_reranker(name: str, factory: Factory, replace: bool = False) -> None:
-    """Make ``retrieval.rerank.method: <name>`` re-rank through ``factory(cfg)``."""
-    if name in _RERANKERS and not replace:
-        raise ValueError(f"re-ranker {name!r} is already registered")
-    _RERANKERS[name] = factory
-
-
-def unregister_reranker(name: str) -> None:
-    _RERANKERS.pop(name, None)
-
-
-def available_rerankers() -> list[str]:
-    return sorted(_RERANKERS)
+_RERANKERS: Registry[Factory] = Registry("re-ranker", "retrieval.rerank.method")
+register_reranker = _RERANKERS.register  # (name, factory, replace=False)
+unregister_reranker = _RERANKERS.unregister
+available_rerankers = _RERANKERS.names
 
 
 def load_reranker(cfg, method: str | None = None) -> Reranker:
     """The re-ranker ``method`` (default: the config's ``retrieval.rerank.method``)."""
-    method = method or cfg.retrieval.rerank.method
-    factory = _RERANKERS.get(method)
-    if factory is None:
-        raise ConfigError(f"unknown retrieval.rerank.method {method!r}; valid: {', '.join(available_rerankers())}")
-    return factory(cfg)
+    return _RERANKERS.get(method or cfg.retrieval.rerank.method)(cfg)
 
 
 def rerank(reranker: Reranker, query: str, hits: list) -> list:
@@ -179,8 +176,7 @@ def rerank(reranker: Reranker, query: str, hits: list) -> list:
 
 
 def _features(cfg) -> Reranker:
-    w = cfg.retrieval.rerank
-    return FeatureReranker(Weights(w.title, w.code, w.doc, w.section, w.nav), cfg.retrieval.stemmer)
+    return FeatureReranker(cfg.retrieval.rerank.weights, cfg.retrieval.stemmer)
 
 
 def _cross_encoder(cfg) -> Reranker:

@@ -58,7 +58,8 @@ def named_documents(question: str, documents: Sequence) -> tuple[list, str]:
     rest = question
     for start, end in sorted(spans, reverse=True):
         rest = rest[:start] + " " + rest[end:]
-    rest = re.sub(r"\s+", " ", rest).strip(" ,;:")
+    rest = re.sub(r"\s+", " ", re.sub(r"\(\s*\)|\[\s*\]", " ", rest)).strip(" ,;:")
+    rest = re.sub(r"\s+([?.!,;:])", r"\1", rest)
     return named, rest
 
 
@@ -69,7 +70,8 @@ def _find(question: str, doc) -> tuple[int, int] | None:
         m = pattern.search(question)
         if m:
             return _with_cue(question, m.start(), m.end())
-    for variant in _title_variants(doc.title or ""):
+    titles = [doc.title or ""] + list(getattr(doc, "aliases", ()))
+    for variant in (v for t in titles for v in _title_variants(t)):
         words = r"[^a-z0-9]+".join(re.escape(w) for w in variant.split())
         m = re.search(rf"{_CUE}({words})\b[\"'”’]?", question, re.IGNORECASE)
         if m:
@@ -81,3 +83,17 @@ def _with_cue(question: str, start: int, end: int) -> tuple[int, int]:
     """Extend a name's span to a cue right before it ("in R-data" → the whole phrase)."""
     m = re.search(rf"{_CUE}$", question[:start], re.IGNORECASE)
     return (m.start() if m else start), end
+
+
+def title_page_names(catalog) -> dict[int, str]:
+    """Each document's first line of text on its first page, when it reads like a title (2–10 words).
+
+    Many PDFs carry no title in their metadata (the title is then the file name), but their title
+    page names them: "R Language Definition", "An Introduction to R"."""
+    names = {}
+    rows = catalog.db.execute("SELECT doc_id, text FROM chunks WHERE ord = 0 AND page_start = 1").fetchall()
+    for doc_id, text in rows:
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        if 2 <= len(first.split()) <= 10 and re.search(r"[A-Za-z]{2}", first):
+            names[doc_id] = first
+    return names

@@ -11,7 +11,7 @@ import pdfgen
 from pipeline.kb.lexical import LexicalIndex, tokenize
 from pipeline.kb.search import diversify
 from pipeline.kb.tokens import TOKENIZER_VERSION, code_tokens
-from pipeline.rerank import FeatureReranker, Reranker, register_reranker, unregister_reranker
+from pipeline.rerank import FEATURES, FeatureReranker, Reranker, register_reranker, unregister_reranker
 from pipeline.scope import named_documents
 
 
@@ -77,8 +77,13 @@ def test_diversify_caps_one_document_only_when_scores_are_close():
 def test_document_evidence_lifts_the_book_the_candidates_agree_on():
     # A sibling book's near-duplicate comes first by a hair; the rest of the evidence is book 1.
     hits = [_hit(2, 1.00), _hit(1, 0.99), _hit(1, 0.9), _hit(1, 0.8), _hit(1, 0.7)]
-    scores = FeatureReranker().scores("a question", hits)
+    only_doc = dict.fromkeys(FEATURES, 0.0) | {"doc": 0.5}
+    scores = FeatureReranker(only_doc).scores("a question", hits)
     assert max(range(len(hits)), key=scores.__getitem__) == 1
+    code = FeatureReranker(dict.fromkeys(FEATURES, 0.0) | {"code": 0.5})
+    plain, exact = _hit(1, 1.0, text="start R without profiles"), _hit(1, 0.9, text="R --vanilla skips them")
+    s_plain, s_exact = code.scores("What does --vanilla do?", [plain, exact])
+    assert s_exact > s_plain
     toc = _hit(1, 1.0, text="Chapter 1 . . . . . . . 3\nChapter 2 . . . . . . . 9")
     plain = _hit(1, 0.98, text="The answer, explained in prose.")
     s_toc, s_plain = FeatureReranker().scores("a question", [toc, plain])

@@ -38,8 +38,9 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     n = max(r.candidates, depth)
     dense_hits: list[tuple[int, float]] = []
     bm25_hits: list[tuple[int, float]] = []
-    if fusion in ("rrf", "dense"):
-        dense_hits = dense.search(kb.embedder.encode_query(query), n, allowed_ids)
+    qvec = kb.embedder.encode_query(query) if fusion in ("rrf", "dense") else None
+    if qvec is not None:
+        dense_hits = dense.search(qvec, n, allowed_ids)
     if fusion in ("rrf", "bm25"):
         mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
         bm25_hits = lexical.search(query, n, mask)
@@ -51,6 +52,11 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
         scores = dict(dense_hits if fusion == "dense" else bm25_hits)
     top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:depth]
     hits = kb._hits(top, scores, dense_rank, bm25_rank)
+    dense_score, bm25_score = dict(dense_hits), dict(bm25_hits)
+    doc_cos = _document_similarity(kb, qvec) if qvec is not None else {}
+    for h in hits:
+        h.dense_score, h.bm25_score = dense_score.get(h.chunk_id), bm25_score.get(h.chunk_id)
+        h.doc_score = doc_cos.get(h.doc_id)
     if not reranking:
         return hits[:k]
     from pipeline.rerank import rerank as apply
@@ -88,11 +94,44 @@ def _scope(kb, query: str, docs: list[str] | None) -> tuple[list[int] | None, st
         return None, query
     from pipeline.scope import named_documents
 
-    named, rest = named_documents(query, kb.documents())
+    named, rest = named_documents(query, _documents_with_aliases(kb))
     if named:
         log.info("question names %s; searching only there", ", ".join(d.title or d.path for d in named))
         return [d.id for d in named], rest or query
     return None, query
+
+
+def _document_similarity(kb, qvec) -> dict[int, float]:
+    """Cosine of the question to each document's mean passage embedding (its centroid), cached per
+    catalog generation: how much a whole book is about the question, not one passage."""
+    cached = kb.__dict__.get("_centroids")
+    if cached is None or cached[0] != kb.catalog.generation:
+        sums: dict[int, np.ndarray] = {}
+        for doc_id, blob in kb.catalog.db.execute("SELECT doc_id, embedding FROM chunks"):
+            v = np.frombuffer(blob, dtype=np.float32)
+            sums[doc_id] = sums[doc_id] + v if doc_id in sums else v.astype(np.float64)
+        ids = list(sums)
+        mat = np.array([sums[i] / (np.linalg.norm(sums[i]) or 1.0) for i in ids], dtype=np.float32)
+        cached = kb.__dict__["_centroids"] = (kb.catalog.generation, ids, mat)
+    _gen, ids, mat = cached
+    if not ids:
+        return {}
+    return dict(zip(ids, (mat @ np.asarray(qvec, dtype=np.float32)).tolist()))
+
+
+def _documents_with_aliases(kb) -> list:
+    """The KB's documents, each with ``aliases`` (its title page's title), cached per generation."""
+    from types import SimpleNamespace
+
+    from pipeline.scope import title_page_names
+
+    cached = kb.__dict__.get("_doc_aliases")
+    if cached is None or cached[0] != kb.catalog.generation:
+        names = title_page_names(kb.catalog)
+        docs = [SimpleNamespace(id=d.id, path=d.path, title=d.title, aliases=[names[d.id]] if d.id in names else [])
+                for d in kb.documents()]
+        cached = kb.__dict__["_doc_aliases"] = (kb.catalog.generation, docs)
+    return cached[1]
 
 
 def diversify(hits: list, k: int, max_per_doc: int, margin: float) -> list:

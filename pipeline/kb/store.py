@@ -73,6 +73,9 @@ class Hit:
     bm25_rank: int | None
     text: str
     rerank_score: float | None = None  # the re-ranker's score (``score`` stays the fused one)
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    bm25_score: float | None = None  # BM25 score, when the lexical retriever found it
+    doc_score: float | None = None  # cosine of the question to the document's mean passage
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
