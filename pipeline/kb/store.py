@@ -24,10 +24,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.errors import IngestError, KnowledgeBaseError, SyllabusError
+from pipeline.errors import ConfigError, IngestError, KnowledgeBaseError, ModelNotAvailable, SyllabusError
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
-from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
-from pipeline.kb.search import rrf  # noqa: F401  (re-exported: fusion lived here)
+from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +120,15 @@ class KnowledgeBase:
     def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
         self.cfg = cfg
         self.path = Path(path) if path is not None else cfg.kb.path
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a knowledge-base directory; choose another --kb")
         if not (self.path / CATALOG).exists():
             if not create:
                 raise KnowledgeBaseError(f"no knowledge base at {self.path}; add documents with `syllabus ingest FILE`")
-            self.path.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_dir():
-            raise KnowledgeBaseError(f"{self.path} is not a directory")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise KnowledgeBaseError(f"cannot create the knowledge base at {self.path}: {exc.strerror}") from None
         try:
             self.catalog = Catalog(self.path / CATALOG)
         except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
@@ -135,6 +137,7 @@ class KnowledgeBase:
         self._embed_model_name: str | None = None
         self._dense = None
         self._lexical = None
+        self._tidy_if_idle()
 
     # ----- plumbing
     @property
@@ -153,7 +156,30 @@ class KnowledgeBase:
             lock.acquire()
         except Timeout:
             raise KnowledgeBaseError(f"{self.path} is being written by another syllabus process; try again when it finishes") from None
+        self._tidy()
         return lock
+
+    def _tidy(self) -> None:
+        """Remove leftovers of an index write that was killed (writer lock held)."""
+        removed = sweep_leftovers(self.path, [DENSE, "dense.json", BM25_DIR])
+        if removed:
+            log.info("%s: removed leftovers of an interrupted index write: %s", self.path, ", ".join(sorted(removed)))
+
+    def _tidy_if_idle(self) -> None:
+        """On open, tidy when no writer is at work (a reader never waits for the lock)."""
+        if not any(self.path.glob(".*.tmp")) and not (self.path / f"{BM25_DIR}.old").exists():
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return
+        try:
+            self._tidy()
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self.catalog.close()
@@ -186,6 +212,7 @@ class KnowledgeBase:
         progress = progress or Progress()
         paths = list(paths)
         outcomes: list[IngestOutcome] = []
+        self._preflight(paths)
         lock = self.writer_lock()
         try:
             self._check_embed_model()
@@ -196,8 +223,10 @@ class KnowledgeBase:
                     outcome = self._ingest_one(Path(raw), progress)
                 except IngestError as exc:
                     outcome = IngestOutcome(str(raw), "failed", str(exc))
-                except SyllabusError:
-                    raise  # model missing, config: the whole batch would fail the same way
+                except (ConfigError, KnowledgeBaseError):
+                    raise  # every file would fail the same way, or the KB itself is in trouble
+                except SyllabusError as exc:  # a model or decoder failing on this file: the batch goes on
+                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {exc}")
                 except Exception as exc:  # a library failing on one odd file must not stop the batch
                     log.debug("ingest of %s failed", raw, exc_info=True)
                     outcome = IngestOutcome(str(raw), "failed", f"{raw}: {type(exc).__name__}: {exc}")
@@ -210,6 +239,21 @@ class KnowledgeBase:
         finally:
             lock.release()
         return outcomes
+
+    def _preflight(self, paths: list) -> None:
+        """What every file of the batch depends on is checked before the first one: a wrong
+        ``asr.model`` is a configuration error (exit 2), not a failure of each recording."""
+        from ingest.media import MEDIA_EXTENSIONS
+
+        if not any(Path(p).suffix.lower() in MEDIA_EXTENSIONS for p in paths):
+            return
+        from ingest.asr import check_model, options_from_config
+
+        try:
+            name, model_options, _ = options_from_config(self.cfg.asr, offline=self.cfg.offline, cache_dir=self.path / "cache")
+            check_model(name, model_options)
+        except ModelNotAvailable as exc:
+            raise ConfigError(f"asr.model: {exc}") from None
 
     def _ingest_one(self, path: Path, progress: Progress) -> IngestOutcome:
         if not path.exists():
@@ -373,29 +417,6 @@ class KnowledgeBase:
         from pipeline.kb.search import search
 
         return search(self, query, k, fusion, docs, rerank)
-
-    def _hits(self, ids: list[int], scores, dense_rank, bm25_rank) -> list[Hit]:
-        rows = self.catalog.chunks(ids)
-        docs = {d.id: d for d in self.catalog.documents()}
-        labels: dict[int, dict[int, str]] = {}
-        hits = []
-        for cid in ids:
-            c = rows.get(cid)
-            if c is None:
-                continue  # removed since the index was loaded
-            d = docs[c.doc_id]
-            if d.id not in labels:
-                labels[d.id] = self.catalog.page_labels(d.id)
-            lab = labels[d.id]
-            hits.append(Hit(
-                chunk_id=cid, doc_id=d.id, title=d.title, path=d.path, kind=d.kind, section=c.section_path,
-                page_start=c.page_start, page_end=c.page_end,
-                page_label=lab.get(c.page_start) if c.page_start else None,
-                page_label_end=lab.get(c.page_end) if c.page_end else None,
-                t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
-                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
-            ))
-        return hits
 
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
