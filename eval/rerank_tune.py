@@ -37,8 +37,9 @@ def collect(kb, questions: list[dict], book: str) -> list[tuple[np.ndarray, np.n
     for q in questions:
         hits = kb.search(q["question"], k=DEPTH, rerank="none")
         feats = reranker.features(q["question"], hits)
-        matrix = (np.array([[f["base"]] + [SIGN.get(n, 1.0) * f[n] for n in FEATURES] for f in feats])
-                  if feats else np.zeros((0, 1 + len(FEATURES))))
+        # base minus a hair per fused position: equal scores keep the fused order, as in search.
+        matrix = (np.array([[f["base"] - 1e-9 * i] + [SIGN.get(n, 1.0) * f[n] for n in FEATURES]
+                            for i, f in enumerate(feats)]) if feats else np.zeros((0, 1 + len(FEATURES))))
         gold = np.array([first_hit_rank([h], set(q["pages"]), book) == 1 for h in hits], dtype=bool)
         out.append((matrix, gold))
     return out
@@ -70,7 +71,8 @@ def measure(data, weights: dict) -> dict:
 
 def choose(data: dict, keys: list) -> tuple[dict, dict]:
     """The grid combination whose *smallest* gain in hit@1 over no re-ranking, across ``keys``, is
-    largest (a rule must help every set, not just on average); ties: mean MRR gain."""
+    largest (a rule must help every set, not just on average); ties: mean MRR gain, then the smallest
+    total weight (a feature that changes nothing gets none)."""
     combos = np.array(list(itertools.product(*(GRID[f] for f in FEATURES))), dtype=float).T
     none = np.zeros((len(FEATURES), 1))
     gains, mrr_gains = [], []
@@ -79,7 +81,7 @@ def choose(data: dict, keys: list) -> tuple[dict, dict]:
         gains.append(r["hit@1"] - r0["hit@1"][0])
         mrr_gains.append(r["mrr"] - r0["mrr"][0])
     worst, mean_mrr = np.min(gains, axis=0), np.mean(mrr_gains, axis=0)
-    best = int(np.lexsort((mean_mrr, worst))[-1])
+    best = int(np.lexsort((-combos.sum(axis=0), mean_mrr, worst))[-1])  # last ties: the lightest weights
     return dict(zip(FEATURES, combos[:, best].tolist())), {"smallest hit@1 gain": float(worst[best])}
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from functools import lru_cache
 from typing import Callable, Sequence
 
 from pipeline.registry import Registry
@@ -65,7 +66,6 @@ class FeatureReranker(Reranker):
 
     def features(self, query: str, hits: Sequence) -> list[dict[str, float]]:
         """Each candidate's features, all in [0, 1]."""
-        from pipeline.kb.lexical import tokenize
         from pipeline.kb.tokens import query_code_tokens
 
         words = _words(query, self.stemmer)
@@ -84,7 +84,7 @@ class FeatureReranker(Reranker):
             sec_mass[key] = sec_mass.get(key, 0.0) + b
         out = []
         for b, h in zip(base, hits):
-            title = set(tokenize(h.section, self.stemmer)) if h.section else set()
+            title = _title_tokens(h.section, self.stemmer)
             text = h.text.lower()
             out.append({
                 "base": b,
@@ -121,6 +121,14 @@ def _words(text: str, stemmer: str) -> set[str]:
     plain = " ".join(w for w in re.findall(r"[^\W_]+", text.lower()) if w not in _QUESTION_WORDS)
     code = set(code_tokens(text))
     return {t for t in tokenize(plain, stemmer) if t not in code}
+
+
+@lru_cache(maxsize=4096)
+def _title_tokens(section_path: str, stemmer: str) -> frozenset[str]:
+    """A section path's stemmed words (paths repeat across candidates and questions: cached)."""
+    from pipeline.kb.lexical import tokenize
+
+    return frozenset(tokenize(section_path, stemmer)) if section_path else frozenset()
 
 
 def _minmax(values: list[float | None]) -> list[float]:

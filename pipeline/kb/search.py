@@ -53,7 +53,7 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:depth]
     hits = make_hits(kb, top, scores, dense_rank, bm25_rank)
     dense_score, bm25_score = dict(dense_hits), dict(bm25_hits)
-    doc_cos = _document_similarity(kb, qvec) if qvec is not None and reranking else {}
+    doc_cos = _document_similarity(kb, qvec) if qvec is not None and fusion == "rrf" else {}
     for h in hits:
         h.dense_score, h.bm25_score = dense_score.get(h.chunk_id), bm25_score.get(h.chunk_id)
         h.doc_score = doc_cos.get(h.doc_id)
