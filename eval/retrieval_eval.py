@@ -29,8 +29,8 @@ RETRIEVERS = {
     "bm25": ("BM25, code-aware (bm25s)", {"fusion": "bm25"}),
     "before": ("hybrid RRF, before (words-only BM25, no re-ranking)", {"fusion": "rrf", "rerank": "none"}),
     "rrf": ("hybrid RRF, code-aware BM25, no re-ranking", {"fusion": "rrf", "rerank": "none"}),
-    "nodiv": ("hybrid RRF + features re-ranker, no per-document cap", {"fusion": "rrf", "rerank": "features",
-                                                                          "diversify": 0}),
+    "nodiv": ("hybrid RRF + features re-ranker, no per-document or per-page cap",
+              {"fusion": "rrf", "rerank": "features", "diversify": 0}),
     "features": ("hybrid RRF + features re-ranker (default)", {"fusion": "rrf", "rerank": "features"}),
 }
 
@@ -87,7 +87,7 @@ class _diversify:
     def __enter__(self):
         if self.max_per_doc is not None:
             r = self.saved.retrieval
-            div = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc})
+            div = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc, "max_per_page": self.max_per_doc})
             self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update={"diversify": div})})
         return self
 

@@ -76,6 +76,7 @@ class RerankConfig(_Strict):
 class DiversifyConfig(_Strict):
     max_per_doc: int = Field(ge=0)
     margin: float = Field(ge=0)
+    max_per_page: int = Field(ge=0)
 
 
 class RetrievalConfig(_Strict):

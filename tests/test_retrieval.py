@@ -72,6 +72,8 @@ def test_diversify_caps_one_document_only_when_scores_are_close():
     far = [_hit(1, 1.0), _hit(1, 0.99), _hit(1, 0.98), _hit(2, 0.2), _hit(1, 0.1)]
     assert [h.doc_id for h in diversify(far, 3, max_per_doc=2, margin=0.1)][:3] == [1, 1, 1]
     assert diversify(close, 3, max_per_doc=0, margin=1.0) == close  # off
+    same_page = [SimpleNamespace(**vars(_hit(1, 1.0 - i / 10)), page_start=p) for i, p in enumerate([7, 7, 7, 9])]
+    assert [h.page_start for h in diversify(same_page, 2, max_per_doc=0, margin=0, max_per_page=1)][:2] == [7, 9]
 
 
 def test_document_evidence_lifts_the_book_the_candidates_agree_on():

@@ -62,8 +62,7 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     from pipeline.rerank import rerank as apply
 
     hits = apply(_reranker(kb, method), query, hits)
-    if doc_ids is None or len(doc_ids) > 1:
-        hits = diversify(hits, k, r.diversify.max_per_doc, r.diversify.margin)
+    hits = diversify(hits, k, r.diversify.max_per_doc, r.diversify.margin, r.diversify.max_per_page)
     return hits[:k]
 
 
@@ -162,28 +161,36 @@ def _documents_with_aliases(kb) -> list:
     return cached[1]
 
 
-def diversify(hits: list, k: int, max_per_doc: int, margin: float) -> list:
-    """Cap how many of the first ``k`` come from one document when another's are close behind.
+def diversify(hits: list, k: int, max_per_doc: int, margin: float, max_per_page: int = 0) -> list:
+    """Keep one document's, or one page's, near-duplicates from filling the first ``k``.
 
-    Greedy: a candidate whose document already holds ``max_per_doc`` places yields to the best
-    candidate of another document whose score is within ``margin`` × (score range of the
-    candidates). ``max_per_doc`` 0 turns it off."""
-    if max_per_doc <= 0 or len(hits) <= 1 or len({h.doc_id for h in hits}) == 1:
+    Greedy, best first: a passage whose page already holds ``max_per_page`` places yields to the
+    next passage of another page (a reader gains nothing from a page seen twice already); a
+    passage whose document already holds ``max_per_doc`` places yields to the best passage of
+    another document whose score is within ``margin`` × (score range of the candidates). 0 turns
+    either cap off."""
+    if len(hits) <= 1 or (max_per_doc <= 0 and max_per_page <= 0):
         return hits
+
     def value(h) -> float:
         return h.rerank_score if h.rerank_score is not None else h.score
 
+    def page(h) -> tuple:
+        return (h.doc_id, getattr(h, "page_start", None) or getattr(h, "chunk_id", id(h)))
+
     spread = (max(map(value, hits)) - min(map(value, hits))) or 1.0
-    pool, chosen, per_doc = list(hits), [], {}
+    pool, chosen, per_doc, per_page = list(hits), [], {}, {}
     while pool and len(chosen) < k:
-        best = pool[0]
-        if per_doc.get(best.doc_id, 0) >= max_per_doc:
-            other = next((h for h in pool if per_doc.get(h.doc_id, 0) < max_per_doc), None)
+        fresh = [h for h in pool if max_per_page <= 0 or per_page.get(page(h), 0) < max_per_page] or pool
+        best = fresh[0]
+        if 0 < max_per_doc <= per_doc.get(best.doc_id, 0):
+            other = next((h for h in fresh if per_doc.get(h.doc_id, 0) < max_per_doc), None)
             if other is not None and value(best) - value(other) <= margin * spread:
                 best = other
         pool.remove(best)
         chosen.append(best)
         per_doc[best.doc_id] = per_doc.get(best.doc_id, 0) + 1
+        per_page[page(best)] = per_page.get(page(best), 0) + 1
     return chosen + pool
 
 
