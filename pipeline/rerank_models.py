@@ -42,21 +42,16 @@ class CrossEncoderReranker(Reranker):
 
     @classmethod
     def from_config(cls, cfg) -> "CrossEncoderReranker":
-        from pipeline.models import _in_hf_cache, enforce_offline
+        from pipeline.models import enforce_offline, resolve_model_path
 
         spec = cfg.retrieval.rerank.model
         if not spec:
             raise ConfigError("retrieval.rerank.method is cross-encoder but retrieval.rerank.model is not set "
                               "(a CrossEncoder folder, or a hub id already in the Hugging Face cache)")
         enforce_offline(cfg.offline)
-        from pathlib import Path
-
-        local = Path(spec).expanduser()
-        if not local.exists() and (spec.startswith((".", "/", "~")) or (cfg.offline and not _in_hf_cache(spec))):
-            raise ModelNotAvailable(f"cross-encoder {spec!r} is not on this machine (offline); give a local folder")
+        path = resolve_model_path(spec, "cross-encoder", cfg.offline)
         from sentence_transformers import CrossEncoder
 
-        path = str(local.resolve()) if local.exists() else spec
         try:
             model = CrossEncoder(path, device=cfg.resolved_device(), local_files_only=cfg.offline)
         except Exception as exc:

@@ -135,3 +135,8 @@ def test_unknown_reranker_is_a_config_error(cfg):
 
     with pytest.raises(ConfigError, match="unknown retrieval.rerank.method"):
         load_reranker(cfg, "no-such-reranker")
+    with pytest.raises(ConfigError, match="rerank.model is not set"):
+        load_reranker(cfg, "cross-encoder")
+    small = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"model": "SmolLM2-135M-Instruct"})})
+    with pytest.raises(ConfigError, match="cannot judge relevance"):
+        load_reranker(small, "llm")  # measured unable: refused before loading anything
