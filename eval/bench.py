@@ -60,7 +60,7 @@ def bench_embedding(pdf: Path) -> list[dict]:
     from pipeline.chunking import Chunker
     from pipeline.config import load_config
     from pipeline.embed import Embedder
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     cfg = load_config(ROOT / "config.yaml")
     emb = Embedder.from_config(cfg)
@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["kb", "search", "others"],
                     help="Run one group only (search: latency on the KBs eval/retrieval_eval.py cached in eval/work/).")
     args = ap.parse_args()
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     enforce_offline(True)
     pdf = r_manual("R-intro.pdf") or SAMPLE_PDF

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Callable, Sequence
 
-from pipeline.registry import Registry
+from syllabus_common.registry import Registry
 
 
 # Feature → weight of the ``features`` re-ranker (config: retrieval.rerank.weights). Each feature is
@@ -160,15 +160,21 @@ def _chapter(section_path: str) -> str:
 # ----- registry
 
 Factory = Callable[..., Reranker]  # factory(cfg: Config) -> Reranker
-_RERANKERS: Registry[Factory] = Registry("re-ranker", "retrieval.rerank.method")
-register_reranker = _RERANKERS.register  # (name, factory, replace=False)
+_RERANKERS = Registry("re-ranker", "retrieval.rerank.method")
+
+
+def register_reranker(name: str, factory: Factory, replace: bool = False) -> None:
+    """Make ``retrieval.rerank.method: <name>`` re-rank through ``factory(cfg)``."""
+    _RERANKERS.register(name, factory, replace=replace)
+
+
 unregister_reranker = _RERANKERS.unregister
 available_rerankers = _RERANKERS.names
 
 
 def load_reranker(cfg, method: str | None = None) -> Reranker:
     """The re-ranker ``method`` (default: the config's ``retrieval.rerank.method``)."""
-    return _RERANKERS.get(method or cfg.retrieval.rerank.method)(cfg)
+    return _RERANKERS.create(method or cfg.retrieval.rerank.method, cfg)
 
 
 def rerank(reranker: Reranker, query: str, hits: list) -> list:

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Sequence
 
-from pipeline.errors import ConfigError, ModelNotAvailable
+from syllabus_common.errors import ConfigError, ModelNotAvailable
 from pipeline.rerank import Reranker
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class CrossEncoderReranker(Reranker):
 
     @classmethod
     def from_config(cls, cfg) -> "CrossEncoderReranker":
-        from pipeline.models import enforce_offline, resolve_model_path
+        from syllabus_common.models import enforce_offline, resolve_model_path
 
         spec = cfg.retrieval.rerank.model
         if not spec:

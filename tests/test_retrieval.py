@@ -130,7 +130,7 @@ def test_a_registered_reranker_decides_the_order(kb_factory, topic_pdf, cfg):
 
 
 def test_unknown_reranker_is_a_config_error(cfg):
-    from pipeline.errors import ConfigError
+    from syllabus_common.errors import ConfigError
     from pipeline.rerank import load_reranker
 
     with pytest.raises(ConfigError, match="unknown retrieval.rerank.method"):

@@ -11,17 +11,18 @@ import logging
 
 import numpy as np
 
-from pipeline.errors import KnowledgeBaseError, SyllabusError
+from syllabus_common.errors import KnowledgeBaseError, SyllabusError
 
 log = logging.getLogger(__name__)
 
 
 def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs: list[str] | None = None,
-           rerank: str | None = None) -> list:
+           rerank: str | None = None, query_vector=None) -> list:
     """The ``k`` best passages for ``query`` (:class:`pipeline.kb.store.Hit`, best first).
 
     ``fusion``: rrf (default), dense or bm25; re-ranking applies to rrf only. ``rerank`` names a
-    registered re-ranker (default: the config's), ``"none"`` keeps the fused order."""
+    registered re-ranker (default: the config's), ``"none"`` keeps the fused order. ``query_vector``:
+    the query's embedding when the caller has it already."""
     query = query.strip()
     if not query:
         raise SyllabusError("empty query")
@@ -30,7 +31,8 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     fusion = fusion or r.fusion
     kb._check_embed_model()
     dense, lexical = kb.load_indexes()
-    doc_ids, query = _scope(kb, query, docs)
+    original = query
+    doc_ids, query = _scope(kb, query, docs)  # a named document leaves the query: embed what is left
     allowed_ids = kb.catalog.chunk_ids_for_docs(doc_ids) if doc_ids is not None else None
     method = rerank or r.rerank.method
     reranking = fusion == "rrf" and method != "none"
@@ -38,7 +40,9 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     n = max(r.candidates, depth)
     dense_hits: list[tuple[int, float]] = []
     bm25_hits: list[tuple[int, float]] = []
-    qvec = kb.embedder.encode_query(query) if fusion in ("rrf", "dense") else None
+    qvec = None
+    if fusion in ("rrf", "dense"):
+        qvec = kb.embed_query(query) if query_vector is None or query != original else query_vector
     if qvec is not None:
         dense_hits = dense.search(qvec, n, allowed_ids)
     if fusion in ("rrf", "bm25"):
