@@ -21,10 +21,10 @@ Built-ins:
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Callable, Sequence
 
+from pipeline.rerank_base import Reranker, fused_scores
 from syllabus_common.registry import Registry
 
 
@@ -36,16 +36,6 @@ SIGN = {"nav": -1.0}
 # Chosen on the library setting by eval/rerank_tune.py (eval/results/rerank_tune.md); config.yaml too.
 DEFAULT_WEIGHTS = {"dense": 0.5, "bm25": 0.5, "title": 0.3, "code": 0.0, "doc": 0.0, "doccos": 0.0, "section": 0.4,
                    "nav": 0.6}
-
-
-class Reranker(ABC):
-    """Scores candidates for a question; ``name`` appears in logs and benchmarks."""
-
-    name: str = "reranker"
-
-    @abstractmethod
-    def scores(self, query: str, hits: Sequence) -> list[float]:
-        """One score per hit, same order as ``hits`` (which arrive in fused order, best first)."""
 
 
 class NoRerank(Reranker):
@@ -70,8 +60,7 @@ class FeatureReranker(Reranker):
 
         words = _words(query, self.stemmer)
         code = query_code_tokens(query)
-        top = max((h.score for h in hits), default=0.0) or 1.0
-        base = [max(h.score, 0.0) / top for h in hits]  # the fused (RRF) score, best = 1
+        base = fused_scores(hits)  # the fused (RRF) score, best = 1
         dense = _minmax([getattr(h, "dense_score", None) for h in hits])
         bm25 = _minmax([getattr(h, "bm25_score", None) for h in hits])
         doccos = _minmax([getattr(h, "doc_score", None) for h in hits])

@@ -13,7 +13,7 @@ import re
 from typing import Sequence
 
 from syllabus_common.errors import ConfigError, ModelNotAvailable
-from pipeline.rerank import Reranker
+from pipeline.rerank_base import Reranker, fused_scores
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,6 @@ _PROMPT = (
     "Does the passage answer the question? Reply with one word: yes or no.\n\n"
     "Question: {question}\n\nPassage ({section}):\n{text}"
 )
-
-
-def _fused(hits: Sequence) -> list[float]:
-    """The fused score normalised to [0, 1] (best = 1): the tie-breaker of the model's scores."""
-    top = max((h.score for h in hits), default=0.0) or 1.0
-    return [max(h.score, 0.0) / top for h in hits]
 
 
 class CrossEncoderReranker(Reranker):
@@ -66,7 +60,7 @@ class CrossEncoderReranker(Reranker):
         raw = np.asarray(self.model.predict([(query, f"{h.section}\n{h.text}") for h in hits],
                                             show_progress_bar=False), dtype=np.float64).reshape(len(hits), -1)[:, -1]
         span = float(raw.max() - raw.min()) or 1.0
-        return [float((r - raw.min()) / span) + self.fused_weight * f for r, f in zip(raw, _fused(hits))]
+        return [float((r - raw.min()) / span) + self.fused_weight * f for r, f in zip(raw, fused_scores(hits))]
 
 
 class LLMReranker(Reranker):
@@ -102,5 +96,5 @@ class LLMReranker(Reranker):
         return re.match(r"\W*yes\b", reply.strip().lower()) is not None
 
     def scores(self, query: str, hits: Sequence) -> list[float]:
-        fused = _fused(hits)
+        fused = fused_scores(hits)
         return [f + (1.0 if i < self.depth and self.judge(query, h) else 0.0) for i, (h, f) in enumerate(zip(hits, fused))]

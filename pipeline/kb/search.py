@@ -55,7 +55,7 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     else:
         scores = dict(dense_hits if fusion == "dense" else bm25_hits)
     top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:depth]
-    hits = make_hits(kb, top, scores, dense_rank, bm25_rank)
+    hits = kb._hits(top, scores, dense_rank, bm25_rank)
     dense_score, bm25_score = dict(dense_hits), dict(bm25_hits)
     doc_cos = _document_similarity(kb, qvec) if qvec is not None and fusion == "rrf" else {}
     for h in hits:
@@ -68,34 +68,6 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     hits = apply(_reranker(kb, method), query, hits)
     hits = diversify(hits, k, r.diversify.max_per_doc, r.diversify.margin, r.diversify.max_per_page)
     return hits[:k]
-
-
-def make_hits(kb, ids: list[int], scores, dense_rank, bm25_rank) -> list:
-    """:class:`Hit` objects for chunk ``ids`` in that order (chunks removed since the index loaded
-    are skipped), with document, section, page labels and text from the catalog."""
-    from pipeline.kb.store import Hit
-
-    rows = kb.catalog.chunks(ids)
-    docs = {d.id: d for d in kb.catalog.documents()}
-    labels: dict[int, dict[int, str]] = {}
-    hits = []
-    for cid in ids:
-        c = rows.get(cid)
-        if c is None:
-            continue  # removed since the index was loaded
-        d = docs[c.doc_id]
-        if d.id not in labels:
-            labels[d.id] = kb.catalog.page_labels(d.id)
-        lab = labels[d.id]
-        hits.append(Hit(
-            chunk_id=cid, doc_id=d.id, title=d.title, path=d.path, kind=d.kind, section=c.section_path,
-            page_start=c.page_start, page_end=c.page_end,
-            page_label=lab.get(c.page_start) if c.page_start else None,
-            page_label_end=lab.get(c.page_end) if c.page_end else None,
-            t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
-            dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
-        ))
-    return hits
 
 
 def _reranker(kb, method: str):

@@ -278,6 +278,31 @@ class KnowledgeBase:
 
         return search(self, query, k, fusion, docs, rerank, query_vector)
 
+    def _hits(self, ids: list[int], scores, dense_rank, bm25_rank) -> list[Hit]:
+        """:class:`Hit` objects for chunk ``ids`` in that order (chunks removed since the index loaded
+        are skipped), with document, section, page labels and text from the catalog."""
+        rows = self.catalog.chunks(ids)
+        docs = {d.id: d for d in self.catalog.documents()}
+        labels: dict[int, dict[int, str]] = {}
+        hits = []
+        for cid in ids:
+            c = rows.get(cid)
+            if c is None:
+                continue  # removed since the index was loaded
+            d = docs[c.doc_id]
+            if d.id not in labels:
+                labels[d.id] = self.catalog.page_labels(d.id)
+            lab = labels[d.id]
+            hits.append(Hit(
+                chunk_id=cid, doc_id=d.id, title=d.title, path=d.path, kind=d.kind, section=c.section_path,
+                page_start=c.page_start, page_end=c.page_end,
+                page_label=lab.get(c.page_start) if c.page_start else None,
+                page_label_end=lab.get(c.page_end) if c.page_end else None,
+                t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
+                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
+            ))
+        return hits
+
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
 
