@@ -20,6 +20,7 @@ interpolated within its passage's time range by its position in the text.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import unicodedata
@@ -34,6 +35,8 @@ from pipeline.timefmt import span as time_span
 
 WEIGHTS = {"cosine": 0.55, "lexical": 0.45, "rank": 0.05, "rerank": 0.5}  # rerank replaces that share when used
 MIN_CHARS = 12  # a shorter unit ("Note:", "Examples") is no evidence
+MAX_UNIT_CHARS = 400  # a sentence with its code lines stays shorter than this
+_ENDED = re.compile(r"[.!?。！？]$")
 DUPLICATE_COSINE = 0.95  # a candidate this close to a chosen one is a repeat (chunks overlap)
 
 
@@ -96,18 +99,27 @@ class Evidence:
 
 
 def units(text: str) -> list[Sentence]:
-    """Evidence units of a passage: sentences, a code line joined to the sentence that introduces it."""
+    """Evidence units of a passage: sentences; a code line joins the sentence that runs into it
+    ("use the command" + ``> x <- c(...)``) and the lower-case words that finish that sentence
+    after it ("will divert all output ...")."""
     out: list[Sentence] = []
     for s in split(text):
         prev = out[-1] if out else None
-        if s.kind == "code" and prev is not None and prev.kind in ("prose", "intro") and (
-                prev.text.endswith(":") or not re.search(r"[.!?。！？]$", prev.text)):
-            out[-1] = Sentence(text[prev.start : s.end].strip(), prev.start, s.end, "intro")
-        elif s.kind == "code" and prev is not None and prev.kind == "intro" and s.start - prev.end <= 2:
+        join = prev is not None and s.end - prev.start <= MAX_UNIT_CHARS and (
+            (s.kind == "code" and prev.kind != "heading" and (prev.kind in ("code", "intro") or not _ENDED.search(prev.text)))
+            or (s.kind == "prose" and prev.kind in ("code", "intro") and s.text[:1].islower()))
+        if join:
             out[-1] = Sentence(text[prev.start : s.end].strip(), prev.start, s.end, "intro")
         else:
             out.append(s)
     return [u for u in out if len(u.text) >= MIN_CHARS or u.kind == "code"]
+
+
+def encode_all(embedder, texts: list[str]) -> np.ndarray:
+    """Unit vectors of ``texts`` in one forward pass (a few dozen sentences: one batch is fastest)."""
+    if "batch_size" in inspect.signature(embedder.encode).parameters:
+        return np.asarray(embedder.encode(texts, batch_size=max(1, min(len(texts), 128))), dtype=np.float32)
+    return np.asarray(embedder.encode(texts), dtype=np.float32)
 
 
 def _weights(candidate_terms: list[set[str]]) -> dict[str, float]:
@@ -193,7 +205,7 @@ def select(question: str, passages: list[Passage], embedder, top: int = 3,
     if not cands:
         return []
     texts = [" ".join(u.text.split()) for _, _, u in cands]
-    vecs = np.asarray(embedder.encode([question] + texts), dtype=np.float32)
+    vecs = encode_all(embedder, [question] + texts)
     cos = vecs[1:] @ vecs[0]
     lex = lexical_scores(question, texts)
     score = np.array([WEIGHTS["cosine"] * c + WEIGHTS["lexical"] * x + WEIGHTS["rank"] / (1 + r)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pipeline.evidence import encode_all
 from pipeline.sentences import has_han, split, terms
 from pipeline.timefmt import clock
 from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
@@ -79,7 +80,7 @@ def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | N
     if not cands:
         return []
     k = k or max(3, min(8, 2 + len(cands) // 25))
-    vecs = np.asarray(embedder.encode([c.text for c in cands]), dtype=np.float32)
+    vecs = encode_all(embedder, [c.text for c in cands])
     centre = vecs.mean(axis=0)
     centre /= np.linalg.norm(centre) or 1.0
     relevance = vecs @ centre

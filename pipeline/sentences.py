@@ -47,15 +47,21 @@ def is_code_line(line: str) -> bool:
         return False
     if _CODE_START.match(line):
         return True
-    if s.endswith((".", "?", "!", ":")) and " " in s and not s.endswith(")."):
-        return False  # prose that mentions code
     words = s.split()
+    if s.endswith((".", "?", "!", ":")) and " " in s and (not s.endswith(").") or len(words) >= 5):
+        return False  # prose that mentions code
     symbols = sum(c in "(){}[]<>=$#;~^&|\"'" for c in s)
     return bool(_CODE_MARKS.search(s)) and (symbols / len(s) > 0.05 or len(words) <= 4)
 
 
+_NUMBERED = re.compile(r"^(?:\d+|[A-Z])(?:\.\d+)+\s+\S|^\d+\s+[A-Z]")
+_LEADER = re.compile(r"(?:\.\s?){4,}")  # table of contents: "Title . . . . . 12"
+
+
 def _is_heading(line: str) -> bool:
     s = line.strip()
+    if _NUMBERED.match(s) and len(s) <= 90 and not re.search(r"[.!?:;,]$", s):
+        return True
     if has_han(s):
         return len(s) <= 20 and not re.search(r"[。！？；，,]$", s)
     words = s.split()
@@ -78,7 +84,7 @@ def _blocks(text: str):
         start, end = pos, pos + len(line)
         pos = end + 1
         s = line.strip()
-        if not s or _PAGE_NUMBER.match(s) or _RUNNING_HEAD.match(s):
+        if not s or _PAGE_NUMBER.match(s) or _RUNNING_HEAD.match(s) or _LEADER.search(s):
             flush()
             continue
         if is_code_line(line):
@@ -86,7 +92,7 @@ def _blocks(text: str):
             out.append(("code", start, end))
             continue
         alone = (i == 0 or not lines[i - 1].strip()) and (i + 1 >= len(lines) or not lines[i + 1].strip())
-        if _is_heading(line) and (alone or not para) and not (i + 1 < len(lines) and lines[i + 1][:1].islower()):
+        if _is_heading(line) and (alone or not para or _NUMBERED.match(s)) and not (i + 1 < len(lines) and lines[i + 1][:1].islower()):
             flush()
             out.append(("heading", start, end))
             continue

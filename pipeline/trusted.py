@@ -119,3 +119,19 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
     if not out.answer:
         out.note = notes["nothing_left"]
     return out
+
+
+def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,
+                cache_dir=None) -> TrustedAnswer:
+    """:func:`trusted_answer` on a knowledge base's hits with the config's mode and evidence count:
+    what the library's ``answer()`` calls once retrieval found passages close enough to the question."""
+    from pipeline.ability import resolve_mode
+    from pipeline.evidence import PdfPageLocator
+
+    t0 = time.perf_counter()
+    resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir)
+    passages = [Passage.from_hit(h, i + 1) for i, h in enumerate(hits)]
+    out = trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
+                         locate=PdfPageLocator())
+    out.timings["mode_s"] = round(time.perf_counter() - t0 - sum(out.timings.values()), 4)
+    return out
