@@ -79,17 +79,18 @@ def summarize_rows(rows: list[dict]) -> dict:
 
 def digest_chapters(doc, units, embedder, distinctive, book_words, write=None, prompts=None) -> dict:
     """Key points (+ verified prose with ``write``) per unit; numbers and key terms checked per chapter."""
-    from pipeline.digest import digest_overview, digest_unit
+    from pipeline.digest import digest_overview, digest_unit, document_terms
     from pipeline.quantities import quantities, supports
     from pipeline.verify import Faithfulness
 
     faith = Faithfulness()
     t0 = time.perf_counter()
     chapters, digests = [], []
+    background = document_terms(doc)
     for unit in units:
-        d = digest_unit(unit, doc, embedder, prompts, "en", write, faith, title=unit.title)
+        d = digest_unit(unit, doc, embedder, prompts, "en", write, faith, background=background, title=unit.title)
         digests.append(d)
-        text = d.markdown
+        text = d.text
         source_q = quantities(unit.text)
         stray = [q.text for q in quantities(text) if not supports(q, source_q, unit.text)]
         key = distinctive(unit.text, book_words)

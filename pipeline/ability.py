@@ -63,9 +63,14 @@ def _key(llm, prompts) -> str:
     return f"{info.get('backend')}|{info.get('model')}|{info.get('precision')}|{digest}"
 
 
+_MEMO: dict[str, bool] = {}  # this process's answers, so a long-lived server checks once even without a cache
+
+
 def model_is_able(llm, prompts, options, cache_dir: Path | None) -> bool:
-    """Cached :func:`self_check` (``cache_dir`` None: not cached)."""
+    """Cached :func:`self_check` (in ``cache_dir``/ability.json, and in memory for this process)."""
     key = _key(llm, prompts)
+    if key in _MEMO:
+        return _MEMO[key]
     path = cache_dir / "ability.json" if cache_dir is not None else None
     table: dict = {}
     if path is not None and path.is_file():
@@ -74,8 +79,10 @@ def model_is_able(llm, prompts, options, cache_dir: Path | None) -> bool:
         except (OSError, ValueError):
             table = {}
         if key in table:
-            return bool(table[key]["able"])
+            _MEMO[key] = bool(table[key]["able"])
+            return _MEMO[key]
     able, records = self_check(llm, prompts, options)
+    _MEMO[key] = able
     log.info("model self-check %s: %s", key, "able" if able else "not able", extra={"records": records})
     if path is not None:
         table[key] = {"able": able, "probes": records}

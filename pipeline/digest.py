@@ -11,10 +11,12 @@ faithfulness line. The bullets always remain.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 from pipeline.keypoints import KeyPoint, bullets, checked_prose, key_points, overview_points, points_block
+from pipeline.sentences import term_list
 from pipeline.verify import Faithfulness, Verdict
 
 
@@ -23,6 +25,11 @@ class Digest:
     points: list[KeyPoint]
     prose: str = ""  # verified sentences only
     verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """What the summary states: the verified prose and the points, without their page marks."""
+        return "\n".join([self.prose] + [p.text for p in self.points]).strip()
 
     @property
     def markdown(self) -> str:
@@ -45,10 +52,17 @@ def _prose(points: list[KeyPoint], source_text: str, prompts, language: str, wri
     return checked_prose(write(messages), points, source_text, instructions, faithfulness)
 
 
+def document_terms(doc) -> Counter:
+    """Term counts of the whole document: what makes a unit's terms characteristic of it."""
+    return Counter(t for span in doc.spans for t in term_list(span.text))
+
+
 def digest_unit(unit, doc, embedder, prompts=None, language: str = "en", write: Callable | None = None,
-                faithfulness: Faithfulness | None = None, k: int | None = None, **values: str) -> Digest:
-    """Key points of ``unit`` (an :class:`pipeline.outline.Unit` of ``doc``) and verified prose."""
-    points = key_points(unit.spans, embedder, doc.labels, k=k)
+                faithfulness: Faithfulness | None = None, k: int | None = None, background: Counter | None = None,
+                **values: str) -> Digest:
+    """Key points of ``unit`` (an :class:`pipeline.outline.Unit` of ``doc``) and verified prose;
+    ``background``: :func:`document_terms` of ``doc`` (computed once per document by the caller)."""
+    points = key_points(unit.spans, embedder, doc.labels, k=k, background=background)
     prose, verdicts = _prose(points, unit.text, prompts, language, write,
                              faithfulness if faithfulness is not None else Faithfulness(), **values)
     return Digest(points, prose, verdicts)

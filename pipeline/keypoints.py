@@ -16,17 +16,20 @@ text; sentences that repeat the prompt's instructions are dropped too. The point
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from pipeline.evidence import encode_all
-from pipeline.sentences import has_han, split, terms
+from pipeline.sentences import has_han, split, term_list, terms
 from pipeline.timefmt import clock
 from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
 
 LAMBDA = 0.7  # MMR: weight of relevance against redundancy
 MIN_CHARS, MAX_CHARS = 40, 400  # shorter sentences say little; longer ones are lists flattened by extraction
+MIN_SHORT = 12  # an index or a glossary has only short lines: they are points there
+SALIENT = 20  # the unit's most characteristic terms, which its points should cover
 _DEFINITION = re.compile(
     r"\b(?:is|are) (?:a|an|the|called|defined as|known as|used to)\b|\brefers? to\b|\bmeans\b|\bis said to\b|是指|稱為|叫做|定義",
     re.IGNORECASE)
@@ -51,17 +54,20 @@ class KeyPoint:
         return dict(asdict(self), where=self.where)
 
 
-def _candidates(spans, labels: dict[int, str]) -> tuple[list[KeyPoint], set[str]]:
+def _candidates(spans, labels: dict[int, str], headings: bool = False) -> tuple[list[KeyPoint], set[str]]:
+    """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
+    terms of the unit's headings."""
     points, heading_terms = [], set()
     for span in spans:
         text = span.text
         for s in split(text):
             if s.kind == "heading":
                 heading_terms |= terms(s.text)
-                continue
+                if not headings:
+                    continue
             flat = " ".join(s.text.split())
             size = len(flat) * (3 if has_han(flat) else 1)  # a Chinese character carries about a word
-            if s.kind == "code" or not MIN_CHARS <= size <= MAX_CHARS * 2:
+            if s.kind == "code" or not MIN_SHORT <= size <= MAX_CHARS * 2:
                 continue
             t = None
             if span.t_start is not None:
@@ -74,21 +80,42 @@ def _candidates(spans, labels: dict[int, str]) -> tuple[list[KeyPoint], set[str]
     return points, heading_terms
 
 
-def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | None = None) -> list[KeyPoint]:
-    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–8)."""
+def salience(spans, background: Counter | None = None) -> dict[str, float]:
+    """The unit's characteristic terms (stems) with weights in (0, 1]: frequent in the unit and, with
+    ``background`` (term counts of the whole document), rarer elsewhere."""
+    tf = Counter(t for span in spans for t in term_list(span.text))
+    if not tf:
+        return {}
+    total, bg_total = sum(tf.values()), sum(background.values()) if background else 0
+    score = {t: (c / total) / ((background[t] + 1) / (bg_total + 1)) * min(c, 5) if background else c
+             for t, c in tf.items() if c >= 2}
+    top = sorted(score, key=lambda t: -score[t])[:SALIENT]
+    return {t: score[t] / score[top[0]] for t in top} if top else {}
+
+
+def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | None = None,
+               background: Counter | None = None) -> list[KeyPoint]:
+    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12)."""
     cands, heading_terms = _candidates(spans, labels or {})
+    if len(cands) < 3:  # an index or a list of titles: its lines are what it says
+        cands, heading_terms = _candidates(spans, labels or {}, headings=True)
+    full = [c for c in cands if len(c.text) * (3 if has_han(c.text) else 1) >= MIN_CHARS]
+    cands = full if len(full) >= 3 else cands
     if not cands:
         return []
-    k = k or max(3, min(8, 2 + len(cands) // 25))
+    k = k or max(3, min(12, 3 + len(cands) // 15))
     vecs = encode_all(embedder, [c.text for c in cands])
     centre = vecs.mean(axis=0)
     centre /= np.linalg.norm(centre) or 1.0
     relevance = vecs @ centre
+    salient = salience(spans, background)
+    mass = sum(salient.values()) or 1.0
     for i, c in enumerate(cands):
         bonus = 0.1 if _DEFINITION.search(c.text) else 0.0
         own = terms(c.text)
         if heading_terms and own:
             bonus += 0.1 * len(own & heading_terms) / len(heading_terms)
+        bonus += 0.8 * sum(salient.get(t, 0.0) for t in own) / mass
         if len(c.text) > MAX_CHARS and not has_han(c.text):
             bonus -= 0.1
         relevance[i] += bonus

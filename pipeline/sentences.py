@@ -84,7 +84,17 @@ def _blocks(text: str):
         start, end = pos, pos + len(line)
         pos = end + 1
         s = line.strip()
-        if not s or _PAGE_NUMBER.match(s) or _RUNNING_HEAD.match(s) or _LEADER.search(s):
+        if _LEADER.search(s):  # "Title . . . . 12" (contents, index): keep the title
+            s = _LEADER.split(s)[0].strip()
+            line = s
+            start, end = start, start + len(s)
+            if not s:
+                flush()
+                continue
+            flush()
+            out.append(("heading" if _is_heading(s) else "prose", start, end))
+            continue
+        if not s or _PAGE_NUMBER.match(s) or _RUNNING_HEAD.match(s):
             flush()
             continue
         if is_code_line(line):
@@ -200,17 +210,22 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))  # ligatures (ﬁ), full-width digits
 
 
-def terms(text: str) -> set[str]:
-    """Comparable terms: stems of content words, identifiers whole, Chinese character bigrams."""
-    out: set[str] = set()
+def term_list(text: str) -> list[str]:
+    """Comparable terms in order, repeats kept: stems of content words, identifiers whole, Chinese
+    character bigrams."""
+    out: list[str] = []
     for tok in tokens(text):
         if has_han(tok):
-            out.update(tok[i : i + 2] for i in range(max(1, len(tok) - 1)))
+            out += [tok[i : i + 2] for i in range(max(1, len(tok) - 1))]
         elif re.search(r"[.:$@_()]|\d", tok) and len(tok) > 1:
-            out.add(tok.lower().rstrip("."))
+            out.append(tok.lower().rstrip("."))
         elif tok.lower() not in _STOP and len(tok) > 1:
-            out.add(stem(tok))
+            out.append(stem(tok))
     return out
+
+
+def terms(text: str) -> set[str]:
+    return set(term_list(text))
 
 
 def is_identifier(tok: str) -> bool:

@@ -127,9 +127,10 @@ def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode:
     what the library's ``answer()`` calls once retrieval found passages close enough to the question."""
     from pipeline.ability import resolve_mode
     from pipeline.evidence import PdfPageLocator
+    from pipeline.models import user_cache_dir
 
     t0 = time.perf_counter()
-    resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir)
+    resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir or user_cache_dir())
     passages = [Passage.from_hit(h, i + 1) for i, h in enumerate(hits)]
     out = trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
                          locate=PdfPageLocator())
