@@ -63,6 +63,25 @@ class Passage:
                    t_start=hit.t_start, t_end=hit.t_end)
 
 
+    @classmethod
+    def from_citation(cls, c) -> "Passage":
+        """From an :class:`pipeline.ask.Citation` (a passage numbered as the answer cites it)."""
+        t_start = t_end = None
+        if c.time:
+            ends = [_seconds(x) for x in re.split(r"\s*[–-]\s*", c.time) if x.strip()]
+            t_start, t_end = ends[0], ends[-1]
+        return cls(n=c.n, doc=c.doc, path=c.path, text=c.text, section=c.section, page=c.page, page_end=c.page_end,
+                   page_label=c.page_label, page_label_end=c.page_label_end, t_start=t_start, t_end=t_end)
+
+
+def _seconds(clock: str) -> float:
+    """``mm:ss`` or ``h:mm:ss`` → seconds."""
+    total = 0.0
+    for part in clock.strip().split(":"):
+        total = total * 60 + float(part)
+    return total
+
+
 @dataclass
 class Evidence:
     n: int  # evidence number, as the model and the reader cite it
@@ -180,9 +199,8 @@ def _page_text(path: str, page: int) -> tuple[str, str]:
 def _place(p: Passage, u: Sentence, locate) -> dict:
     """Page or time of one unit of a passage."""
     if p.t_start is not None and p.t_end is not None and p.text:
-        frac = u.start / max(1, len(p.text))
-        t = p.t_start + frac * (p.t_end - p.t_start)
-        return {"page": None, "page_end": None, "page_label": None, "t_start": round(t, 1), "t_end": p.t_end}
+        at = lambda offset: round(p.t_start + offset / max(1, len(p.text)) * (p.t_end - p.t_start), 1)  # noqa: E731
+        return {"page": None, "page_end": None, "page_label": None, "t_start": at(u.start), "t_end": at(u.end)}
     if p.page is not None and p.page_end not in (None, p.page):
         found = locate(p, u.text) if locate else None
         if found:

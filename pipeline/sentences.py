@@ -159,12 +159,18 @@ def _split_prose(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# A blank line inside a sentence (transcript segments, a page break): unterminated line, lower-case next.
+_INNER_BREAK = re.compile(r"(?<=[^.!?:。！？\s])[ \t]*\n[ \t]*\n(?=[ \t]*[a-z])")
+
+
 def split(text: str) -> list[Sentence]:
     """Sentences in reading order; ``text[s.start:s.end]`` is the sentence's source (with line breaks)."""
     out: list[Sentence] = []
+    source = text
+    text = _INNER_BREAK.sub(lambda m: "\n" + " " * (len(m.group(0)) - 1), text)  # same length: offsets hold
     for kind, start, end in _blocks(text):
         if kind != "prose":
-            out.append(Sentence(text[start:end].strip(), start, end, kind))
+            out.append(Sentence(source[start:end].strip(), start, end, kind))
             continue
         joined, where = _join_lines(text[start:end])
         for a, b in _split_prose(joined):
