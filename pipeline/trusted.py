@@ -90,10 +90,11 @@ def generate_on_evidence(llm, prompts, options, question: str, language: str, ev
 
 
 def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, prompts=None, options=None,
-                   mode: str = "extractive", top: int = 3, show_unsupported: bool = False,
-                   rerank=None, locate=None) -> TrustedAnswer:
+                   mode: str = "extractive", top: int = 3, rerank=None, locate=None,
+                   on_evidence=None) -> TrustedAnswer:
     """Evidence from ``passages``, then the answer in ``mode`` ("auto" must be resolved by the caller
-    with :func:`pipeline.ability.resolve_mode`, which may run the model's self-check once)."""
+    with :func:`pipeline.ability.resolve_mode`, which may run the model's self-check once).
+    ``on_evidence(answer)`` sees the evidence before the model is asked (the CLI prints it then)."""
     if mode not in ("extractive", "generative"):
         raise ValueError(f"mode {mode!r}: resolve 'auto' first; valid: extractive, generative")
     question = " ".join(question.split())
@@ -102,7 +103,9 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
     t0 = time.perf_counter()
     evidence = select(question, passages, embedder, top=top, rerank=rerank, locate=locate)
     timings = {"evidence_s": round(time.perf_counter() - t0, 4)}
-    out = TrustedAnswer(question, language, mode, evidence, "", timings=timings)
+    out = TrustedAnswer(question, language, mode if llm is not None else "extractive", evidence, "", timings=timings)
+    if on_evidence is not None:
+        on_evidence(out)
     if not evidence:
         out.note = notes["no_evidence"]
         return out
@@ -122,7 +125,7 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
 
 
 def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,
-                cache_dir=None) -> TrustedAnswer:
+                cache_dir=None, on_evidence=None) -> TrustedAnswer:
     """:func:`trusted_answer` on a knowledge base's hits with the config's mode and evidence count:
     what the library's ``answer()`` calls once retrieval found passages close enough to the question."""
     from pipeline.ability import resolve_mode
@@ -133,6 +136,6 @@ def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode:
     resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir or user_cache_dir())
     passages = [Passage.from_hit(h, i + 1) for i, h in enumerate(hits)]
     out = trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
-                         locate=PdfPageLocator())
+                         locate=PdfPageLocator(), on_evidence=on_evidence)
     out.timings["mode_s"] = round(time.perf_counter() - t0 - sum(out.timings.values()), 4)
     return out
