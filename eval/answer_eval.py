@@ -45,12 +45,13 @@ def _touches(c: dict, gold: set[int]) -> bool:
 
 def eval_trusted(cfg, limit: int | None, mode: str | None = None) -> dict:
     """Evidence first, then the configured mode's answer, verified (what `ask` prints today)."""
-    from pipeline.llm import context_for, load_llm, options_from_config
+    from pipeline.api import load_model
+    from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
     from trust_metrics import summarize_rows, trusted_row
 
     kb = build_kb(r_manual("R-intro.pdf"), "kb-R-intro")
-    llm = load_llm(cfg.llm, context_for(cfg, kb.path))
+    llm = load_model(cfg, kb.path)
     prompts = load_prompts(cfg)
     options = options_from_config(cfg.llm, max_new_tokens=ANSWER_TOKENS)
     kb.search("warm up")  # load the indexes and the embedder outside the timings, as for the baseline
@@ -62,13 +63,15 @@ def eval_trusted(cfg, limit: int | None, mode: str | None = None) -> dict:
 
 
 def eval_answers(cfg, limit: int | None) -> dict:
+    """The previous path, kept as the baseline: passages packed into the prompt, the model's answer as written."""
+    from pipeline.api import load_model
     from pipeline.ask import finish, prepare
-    from pipeline.llm import context_for, load_llm, options_from_config
+    from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
 
     pdf = r_manual("R-intro.pdf")
     kb = build_kb(pdf, "kb-R-intro")
-    llm = load_llm(cfg.llm, context_for(cfg, kb.path))
+    llm = load_model(cfg, kb.path)
     prompts = load_prompts(cfg)
     options = options_from_config(cfg.llm, max_new_tokens=ANSWER_TOKENS)
     questions = load_questions(ROOT / "eval" / "questions" / "r-intro.jsonl")[:limit]
@@ -77,12 +80,8 @@ def eval_answers(cfg, limit: int | None) -> dict:
     for q in questions:
         started = time.perf_counter()
         prepared = prepare(kb, llm, prompts, cfg, q["question"], max_new_tokens=ANSWER_TOKENS)
-        stream = None
-        if prepared.found:
-            stream = llm.stream(prepared.messages, options)
-            text = stream.text()
-        else:
-            text = prepared.messages[-1]["content"]
+        stream = llm.stream(prepared.messages, options) if prepared.found else None
+        text = stream.text() if stream is not None else prepared.messages[-1]["content"]
         ans = finish(prepared, text, stream, llm, started).as_dict()
         gold = set(q["pages"])
         cited = [c for c in ans["citations"] if c["cited"]]
@@ -91,7 +90,7 @@ def eval_answers(cfg, limit: int | None) -> dict:
         rows.append({
             "id": q["id"], "found": ans["found"], "cites": bool(cited),
             "cited_gold": any(_touches(c, gold) for c in cited) if cited else None,
-            "top_gold": _touches(ans["citations"][0], gold) if ans["citations"] and prepared.found else False,
+            "top_gold": _touches(ans["citations"][0], gold) if ans["citations"] and result.found else False,
             "any_gold": any(_touches(c, gold) for c in ans["citations"]) if prepared.found else False,
             "keywords": len(hits) / len(keywords) if keywords else None, "all_keywords": len(hits) == len(keywords),
             "first_token_s": ans["timings"].get("first_token_s"), "seconds": ans["timings"]["total_s"],
@@ -233,7 +232,7 @@ def main() -> None:
     if r_manual("R-intro.pdf") is None:
         raise SystemExit("R-intro.pdf is not installed (Debian package r-doc-pdf); nothing to evaluate")
     from pipeline.config import load_config
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)

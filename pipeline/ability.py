@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline.atomic import atomic_write_text
+from syllabus_common.atomic import atomic_write_text
 from pipeline.evidence import Evidence
 from pipeline.quantities import quantities
 from pipeline.verify import verify
@@ -96,7 +96,7 @@ def resolve_mode(mode: str, llm, prompts, options, cache_dir: Path | None) -> st
     if mode in ("extractive", "generative"):
         return mode
     if mode != "auto":
-        from pipeline.errors import ConfigError
+        from syllabus_common.errors import ConfigError
 
         raise ConfigError(f"unknown ask mode {mode!r}; valid: auto, extractive, generative")
     if llm is None:

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline.sentences import Sentence, split, terms
-from pipeline.timefmt import span as time_span
+from syllabus_common.places import place
 
 WEIGHTS = {"cosine": 0.55, "lexical": 0.45, "rank": 0.05, "rerank": 0.5}  # rerank replaces that share when used
 MIN_CHARS = 12  # a shorter unit ("Note:", "Examples") is no evidence
@@ -101,13 +101,7 @@ class Evidence:
 
     @property
     def where(self) -> str:
-        if self.page is not None:
-            label = self.page_label or str(self.page)
-            where = f"p. {label}" if self.page_end in (None, self.page) else f"pp. {label}–{self.page_end}"
-            return where + (f" (pdf p. {self.page})" if label != str(self.page) else "")
-        if self.t_start is not None:
-            return time_span(self.t_start, self.t_end if self.t_end is not None else self.t_start)
-        return ""
+        return place(self.page, self.page_end, self.page_label, None, self.t_start, self.t_end)
 
     @property
     def citation(self) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.evidence import encode_all
 from pipeline.sentences import has_han, split, term_list, terms
-from pipeline.timefmt import clock
+from syllabus_common.timefmt import clock
 from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
 
 LAMBDA = 0.7  # MMR: weight of relevance against redundancy

@@ -130,7 +130,7 @@ def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode:
     what the library's ``answer()`` calls once retrieval found passages close enough to the question."""
     from pipeline.ability import resolve_mode
     from pipeline.evidence import PdfPageLocator
-    from pipeline.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     t0 = time.perf_counter()
     resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir or user_cache_dir())

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from ingest.asr.base import Backend, DecodeOptions, Detected, ModelOptions, Segment, Word
-from pipeline.errors import ModelNotAvailable
+from syllabus_common.errors import ModelNotAvailable
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ def resolve_torch_device(device: str) -> str:
 
 
 class OpenAIWhisperBackend(Backend):
+    """The reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA; CTranslate2 weights are converted once."""
+
     name = "openai-whisper"
     supports_vad = False
 
@@ -169,14 +171,10 @@ class OpenAIWhisperBackend(Backend):
             verbose=None,
             language=detected.language,
             temperature=tuple(options.temperatures),
-            compression_ratio_threshold=options.compression_ratio_threshold,
             logprob_threshold=options.log_prob_threshold,
-            no_speech_threshold=options.no_speech_threshold,
-            condition_on_previous_text=options.condition_on_previous_text,
-            initial_prompt=options.initial_prompt,
-            word_timestamps=options.word_timestamps,
             beam_size=options.beam_size if options.beam_size > 1 else None,  # None: greedy decoder
             fp16=self.compute_type == "float16",
+            **options.whisper_kwargs(),
         )
         return _convert(result["segments"]), detected
 

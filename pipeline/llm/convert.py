@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ModelNotAvailable
-from pipeline.models import user_cache_dir
+from syllabus_common.errors import ModelNotAvailable
+from syllabus_common.models import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ModelSource:
 
 
 def resolve_source(model: str, gguf_file: str | None, offline: bool) -> ModelSource:
-    from pipeline.models import BUNDLED, resolve_model_path
+    from syllabus_common.models import BUNDLED, resolve_model_path
 
     if model in BUNDLED:
         path = resolve_model_path(model, "llm", offline)
@@ -131,7 +131,7 @@ def converted_gguf(source: ModelSource, cache_dirs: tuple[Path, ...], notify=Non
     """
     from filelock import FileLock
 
-    from pipeline.atomic import atomic_dir
+    from syllabus_common.atomic import atomic_dir
 
     gguf = Path(source.location)
     key = _cache_key(gguf)
