@@ -101,7 +101,8 @@ class Evidence:
 
     @property
     def where(self) -> str:
-        return place(self.page, self.page_end, self.page_label, None, self.t_start, self.t_end)
+        single = self.page_end in (None, self.page)
+        return place(self.page, None if single else self.page_end, self.page_label, None, self.t_start, self.t_end)
 
     @property
     def citation(self) -> str:

@@ -66,11 +66,15 @@ class TrustedAnswer:
             "cited": self.cited, "timings": self.timings,
         }
 
+    def body(self, show_unsupported: bool = False) -> str:
+        """The answer under the evidence: checked sentences (unsupported ones marked when shown)."""
+        return kept_text(self.verdicts, show_unsupported) if show_unsupported else self.answer
+
     def render(self, show_unsupported: bool = False) -> str:
         """Plain text: the evidence block, then the answer (or the note)."""
         head = "證據" if self.language == "zh-TW" else "Evidence"
         lines = [f"{head}:", evidence_block(self.evidence)] if self.evidence else []
-        body = kept_text(self.verdicts, show_unsupported) if show_unsupported else self.answer
+        body = self.body(show_unsupported)
         if body:
             lines += ["", body]
         if self.note:
@@ -124,18 +128,36 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
     return out
 
 
-def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,
-                cache_dir=None, on_evidence=None) -> TrustedAnswer:
-    """:func:`trusted_answer` on a knowledge base's hits with the config's mode and evidence count:
-    what the library's ``answer()`` calls once retrieval found passages close enough to the question."""
+def answer_on(question: str, passages: list[Passage], embedder, llm, prompts, cfg, options, mode: str | None = None,
+              on_evidence=None, cache_dir=None, already_s: float = 0.0) -> TrustedAnswer:
+    """:func:`trusted_answer` with the config's mode (``auto`` resolved by the model's measured
+    ability) and evidence count; ``already_s``: seconds spent before (retrieval), for the timings."""
     from pipeline.ability import resolve_mode
     from pipeline.evidence import PdfPageLocator
     from syllabus_common.models import user_cache_dir
 
     t0 = time.perf_counter()
     resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir or user_cache_dir())
+
+    def seen(out: TrustedAnswer) -> None:
+        out.timings["evidence_at_s"] = round(already_s + time.perf_counter() - t0, 4)  # when the evidence can be shown
+        if on_evidence is not None:
+            on_evidence(out)
+
+    return trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
+                          locate=PdfPageLocator(), on_evidence=seen)
+
+
+def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,
+                cache_dir=None) -> TrustedAnswer:
+    """On a knowledge base's search hits (the evaluation's entry)."""
     passages = [Passage.from_hit(h, i + 1) for i, h in enumerate(hits)]
-    out = trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
-                         locate=PdfPageLocator(), on_evidence=on_evidence)
-    out.timings["mode_s"] = round(time.perf_counter() - t0 - sum(out.timings.values()), 4)
-    return out
+    return answer_on(question, passages, embedder, llm, prompts, cfg, options, mode, cache_dir=cache_dir)
+
+
+def answer_passages(prepared, embedder, llm, prompts, cfg, options, mode: str | None = None,
+                    on_evidence=None) -> TrustedAnswer:
+    """On the passages ``ask`` retrieved (a :class:`pipeline.ask.Prepared`)."""
+    passages = [Passage.from_citation(c) for c in prepared.citations]
+    return answer_on(prepared.question, passages, embedder, llm, prompts, cfg, options, mode, on_evidence,
+                     already_s=prepared.timings.get("retrieve_s", 0.0))
