@@ -15,9 +15,9 @@ import logging
 from pathlib import Path
 
 from syllabus_common.atomic import atomic_write_text
-from pipeline.evidence import Evidence
+from pipeline.evidence import Evidence, evidence_block
 from pipeline.quantities import quantities
-from pipeline.verify import verify
+from pipeline.verify import to_traditional, verify
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ PROBES = (
 CHECK_TOKENS = 48
 
 
+def generate_on_evidence(llm, prompts, options, question: str, language: str, evidence: list[Evidence]) -> str:
+    """The model's answer written from the evidence alone (a short prompt a small model can read)."""
+    messages = prompts.render("evidence_answer", language, evidence=evidence_block(evidence, cite=False), question=question)
+    text = llm.stream(messages, options).text().strip()
+    return to_traditional(text) if language == "zh-TW" else text  # Taiwanese users read Traditional
+
+
 def _probe_evidence(facts: list[str]) -> list[Evidence]:
     return [Evidence(n=i + 1, text=t, passage=1, doc="probe", path="", section="", page=1, page_end=1,
                      page_label="1", t_start=None, t_end=None, score=1.0, cosine=1.0, lexical=1.0)
@@ -40,8 +47,6 @@ def _probe_evidence(facts: list[str]) -> list[Evidence]:
 def self_check(llm, prompts, options) -> tuple[bool, list[dict]]:
     """Run the probes; (able, per-probe record)."""
     from dataclasses import replace
-
-    from pipeline.trusted import generate_on_evidence
 
     opts = replace(options, max_new_tokens=CHECK_TOKENS, temperature=0.0)
     records, able = [], True

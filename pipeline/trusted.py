@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from pipeline.ability import generate_on_evidence
 from pipeline.evidence import Evidence, Passage, evidence_block, select
 from pipeline.prompting import detect_language
-from pipeline.verify import Faithfulness, Verdict, kept_text, to_traditional, verify
+from pipeline.verify import Faithfulness, Verdict, kept_text, verify
 
 MODES = ("auto", "extractive", "generative")
 NOTES = {
@@ -84,13 +85,6 @@ class TrustedAnswer:
 
 def _notes(language: str) -> dict:
     return NOTES.get(language, NOTES["en"])
-
-
-def generate_on_evidence(llm, prompts, options, question: str, language: str, evidence: list[Evidence]) -> str:
-    """The model's answer written from the evidence alone (a short prompt a small model can read)."""
-    messages = prompts.render("evidence_answer", language, evidence=evidence_block(evidence, cite=False), question=question)
-    text = llm.stream(messages, options).text().strip()
-    return to_traditional(text) if language == "zh-TW" else text  # Taiwanese users read Traditional
 
 
 def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, prompts=None, options=None,
