@@ -60,12 +60,40 @@ class EmbeddingConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"]
 
 
+class RerankConfig(_Strict):
+    method: str = Field(min_length=1)  # a registered re-ranker (pipeline.rerank)
+    depth: int = Field(ge=1, le=1000)
+    model: str | None = None
+    weights: dict[str, float]  # features re-ranker: feature → weight (pipeline.rerank.FEATURES)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        from pipeline.rerank import FEATURES
+
+        unknown = sorted(set(value) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; valid: {', '.join(FEATURES)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("weights must be ≥ 0")
+        return value
+
+
+class DiversifyConfig(_Strict):
+    max_per_doc: int = Field(ge=0)
+    margin: float = Field(ge=0)
+    max_per_page: int = Field(ge=0)
+
+
 class RetrievalConfig(_Strict):
     k: int = Field(ge=1, le=1000)
     fusion: Literal["rrf", "dense", "bm25"]
     rrf_k: int = Field(ge=1)
     candidates: int = Field(ge=1, le=10000)
     stemmer: str
+    scope_from_question: bool
+    rerank: RerankConfig
+    diversify: DiversifyConfig
 
     @field_validator("stemmer")
     @classmethod

@@ -229,10 +229,13 @@ class Catalog:
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def iter_index_rows(self) -> Iterator[tuple[int, str, bytes]]:
-        """(chunk id, text for BM25, embedding bytes) in id order, for rebuilding the indexes."""
+        """(chunk id, text for BM25, embedding bytes) in id order, for rebuilding the indexes.
+
+        The BM25 text starts with the chunk's whole section path (chapter, section, subsection), so
+        a question that names a chapter's subject finds the chapter's passages."""
         cur = self.db.execute("SELECT id, section_path, text, embedding FROM chunks ORDER BY id")
         for r in cur:
-            yield r[0], (r[1].split(PATH_SEP)[-1] + "\n" + r[2]) if r[1] else r[2], r[3]
+            yield r[0], (r[1].replace(PATH_SEP, "\n") + "\n" + r[2]) if r[1] else r[2], r[3]
 
     def count_chunks(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
