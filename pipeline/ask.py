@@ -77,7 +77,13 @@ class Answer:
     # The prompt as the model saw it, and its passage tokens; not part of as_dict() unless asked.
     messages: list[dict] = field(default_factory=list, repr=False)
     context_tokens: int = 0
-    # Later stages add their own fields here with defaults (evidence, verdicts, ...).
+    # Evidence first (pipeline.trusted): the mode used, the evidence sentences with their citations,
+    # a verdict per generated sentence, the note shown when the evidence stands alone.
+    mode: str = ""
+    evidence: list[dict] = field(default_factory=list)
+    verdicts: list[dict] = field(default_factory=list)
+    note: str = ""
+    faithfulness: str = ""
 
     @property
     def passages(self) -> list[str]:
@@ -191,34 +197,45 @@ def not_found_text(prepared: Prepared) -> str:
 def answer(kb, llm: LLM, question: str, k: int | None = None, docs: list[str] | None = None,
            max_new_tokens: int | None = None, prompts: PromptSet | None = None, cfg=None,
            on_delta: Callable[[str], None] | None = None,
-           on_context: Callable[[Prepared], None] | None = None) -> Answer:
-    """Answer ``question`` from the knowledge base ``kb`` with ``llm``, citing passages as ``[n]``.
+           on_context: Callable[[Prepared], None] | None = None,
+           on_evidence: Callable | None = None, mode: str | None = None, show_unsupported: bool = False) -> Answer:
+    """Answer ``question`` from the knowledge base ``kb`` with ``llm``: evidence first, then the
+    ``mode``'s answer (``ask.mode``: auto | extractive | generative), every generated sentence
+    checked against the evidence it cites (:mod:`pipeline.trusted`).
 
-    The answer streams through ``on_delta(text)`` as the model writes it (not called when nothing
-    was found: no model is asked then); ``on_context(prepared)`` sees the passages and the prompt
-    before generation starts. ``cfg``: default the knowledge base's. Timings count from this call
-    (load the models before it)."""
+    ``on_evidence(trusted)`` sees the evidence before the model is asked; the checked answer goes
+    through ``on_delta(text)`` once (not called when nothing was found: no model is asked then);
+    ``on_context(prepared)`` sees the passages. ``show_unsupported`` keeps unsupported sentences,
+    marked. ``cfg``: default the knowledge base's. Timings count from this call (load the models
+    before it)."""
     from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
+    from pipeline.trusted import answer_passages
 
     cfg = cfg or kb.cfg
     prompts = prompts or load_prompts(cfg)
     started = time.perf_counter()
-    prepared = prepare(kb, llm, prompts, cfg, question, k=k, docs=docs, max_new_tokens=max_new_tokens)
+    every = cfg.model_copy(update={"ask": cfg.ask.model_copy(update={"context_tokens": 0})})  # evidence reads all hits
+    prepared = prepare(kb, llm, prompts, every, question, k=k, docs=docs, max_new_tokens=max_new_tokens)
     if on_context is not None:
         on_context(prepared)
-    stream = stream_started = None
-    if prepared.found:
-        stream_started = time.perf_counter()
-        stream = llm.stream(prepared.messages, options_from_config(cfg.llm, max_new_tokens=max_new_tokens))
-        pieces = []
-        for delta in stream:
-            pieces.append(delta)
-            if on_delta is not None:
-                on_delta(delta)
-        text = "".join(pieces)
-    else:
-        text = not_found_text(prepared)
-    result = finish(prepared, text, stream, llm, started, stream_started)
+    if not prepared.found:
+        result = finish(prepared, not_found_text(prepared), None, llm, started)
+        result.timings["load_s"] = getattr(llm, "load_seconds", None)
+        return result
+    options = options_from_config(cfg.llm, max_new_tokens=max_new_tokens)
+    trusted = answer_passages(prepared, kb.embedder, llm, prompts, cfg, options, mode, on_evidence)
+    text = trusted.body(show_unsupported)
+    if on_delta is not None and text:
+        on_delta(text)
+    result = finish(prepared, text, None, llm, started)
+    cited = {e.passage for e in trusted.evidence if e.n in trusted.cited}
+    for c in result.citations:
+        c.cited = c.n in cited
+    result.mode, result.note, result.faithfulness = trusted.mode, trusted.note, trusted.faithfulness.line
+    result.evidence = [e.as_dict() for e in trusted.evidence]
+    result.verdicts = [v.as_dict() for v in trusted.verdicts]
+    result.timings.update(trusted.timings)
+    result.timings["first_token_s"] = trusted.timings.get("evidence_at_s")
     result.timings["load_s"] = getattr(llm, "load_seconds", None)
     return result

@@ -238,6 +238,8 @@ class PromptsConfig(_Strict):
 class AskConfig(_Strict):
     min_similarity: float = Field(ge=-1, le=1)
     context_tokens: int = Field(ge=0)
+    mode: Literal["auto", "extractive", "generative"] = "auto"
+    evidence: int = Field(default=3, ge=1, le=10)
 
 
 class SummarizeConfig(_Strict):
