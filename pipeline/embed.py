@@ -95,8 +95,9 @@ class Embedder:
     def special_tokens(self) -> int:
         return len(self._tokenizer("", add_special_tokens=True)["input_ids"])
 
-    def encode(self, texts: list[str], progress=None) -> np.ndarray:
-        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch."""
+    def encode(self, texts: list[str], progress=None, batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch of
+        ``batch_size`` (default: the configured one)."""
         import contextlib
 
         import torch
@@ -108,11 +109,12 @@ class Embedder:
         # Longest first, so each batch pads to similar lengths (sentence-transformers sorts only
         # within one encode call, and we call it per batch to report progress).
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        size = batch_size or self.batch_size
+        for start in range(0, len(texts), size):
+            idx = order[start : start + size]
             with torch.inference_mode(), cast:
                 vecs = self.model.encode(
-                    [texts[i] for i in idx], batch_size=self.batch_size, normalize_embeddings=True,
+                    [texts[i] for i in idx], batch_size=size, normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False,
                 )
             out[idx] = vecs.astype(np.float32)
