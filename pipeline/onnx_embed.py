@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ModelNotAvailable
-
 log = logging.getLogger(__name__)
 
 RECIPE = "onnx-export-v2|opset17|transformer-last-hidden-state|ort-extended"
@@ -222,7 +220,7 @@ class OnnxEmbedder:
     def _backend(self):
         try:
             folder, marker = onnx_export(self.layout, self.name)
-            self.marker = marker
+            self.folder, self.marker = folder, marker
             return OnnxSession(folder / "model.onnx", self.layout, marker.get("inputs"))
         except (NotExportable, ImportError, RuntimeError, ValueError, OSError) as exc:
             log.warning("embedding model %s cannot run on ONNX Runtime (%s); using PyTorch", self.name, exc)

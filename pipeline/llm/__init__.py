@@ -25,14 +25,13 @@ from pipeline.llm.base import (  # noqa: F401
 
 
 def context_for(cfg, kb_path=None, notify=None) -> LoadContext:
-    """Where converted models live: the KB's cache/ when there is a KB (searched first), then the
-    user cache; the device from the config."""
+    """Where converted models live: the user cache, shared by all KBs (written); a KB's cache/ is
+    searched too, for conversions made there before; the device from the config."""
     from pathlib import Path
 
     from pipeline.models import user_cache_dir
 
-    dirs = []
+    dirs = [user_cache_dir()]
     if kb_path is not None and (Path(kb_path) / "catalog.sqlite").exists():
         dirs.append(Path(kb_path) / "cache")
-    dirs.append(user_cache_dir())
     return LoadContext(cache_dirs=tuple(dirs), device=cfg.device, offline=cfg.offline, notify=notify)
