@@ -19,7 +19,7 @@ from ingest.transcript import Transcript, from_dict, to_json
 from ingest.types import ExtractedDocument, Section, Span
 from pipeline.atomic import atomic_write_text
 from pipeline.kb.store import sha256_file
-from pipeline.timefmt import span as time_span
+from pipeline.timefmt import duration, span as time_span
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     warnings = list(transcript.warnings)
     if not spans:
-        raise IngestError(f"{path}: no speech recognised in {transcript.duration:.0f} s of audio")
+        raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
     return ExtractedDocument(
         path=str(path), kind="media", title=path.stem, author="", pages=[], sections=sections, spans=spans,
         warnings=warnings, language=transcript.language,

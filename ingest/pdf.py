@@ -124,6 +124,10 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
         raw_pages: list[str] = []
         labels: list[str] = []
         image_pages: set[int] = set()
+        damaged: list[int] = []
+        # MuPDF rebuilds a broken cross-reference table (a truncated download, a crashed writer) and
+        # says so in is_repaired: such a file is damaged, not scanned, whatever its pages hold.
+        repaired = bool(getattr(doc, "is_repaired", False))
         for index in range(doc.page_count):
             try:
                 page = doc.load_page(index)
@@ -131,7 +135,10 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
                 label = page.get_label() or str(index + 1)
                 has_images = bool(page.get_images(full=False))
             except Exception as exc:
-                raise IngestError(f"{path}: page {index + 1} is damaged ({exc})") from None
+                if not repaired:
+                    raise IngestError(f"{path}: page {index + 1} is damaged ({exc})") from None
+                text, label, has_images = "", str(index + 1), False
+                damaged.append(index + 1)
             raw_pages.append(text)
             labels.append(label)
             if not text.strip() and has_images:
@@ -147,12 +154,17 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
         Page(number=i + 1, label=labels[i], text=cleaned[i], has_text_layer=bool(raw_pages[i].strip()))
         for i in range(page_count)
     ]
-    if not any(p.text for p in pages):
+    readable = sum(1 for p in pages if p.text)
+    if repaired:
+        state = f"damaged or truncated PDF (repaired; {readable} of {page_count} pages readable)"
+        if not readable:
+            raise IngestError(f"{path}: {state}; get a complete copy of the file")
+    if not readable:
         raise IngestError(
             f"{path}: no extractable text on any of its {page_count} pages (a scanned PDF? run OCR first, e.g. ocrmypdf)"
         )
     sections = _sections_from_toc(toc, page_count)
-    warnings = []
+    warnings = [state + "; the rest is indexed"] if repaired else []
     if image_pages:
         listed = ", ".join(str(n) for n in sorted(image_pages)[:10]) + (" …" if len(image_pages) > 10 else "")
         warnings.append(f"{len(image_pages)} page(s) have no text layer (images only), not searchable: {listed}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +37,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _fault_point(f"{target.name}.tmp")
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
@@ -64,10 +66,12 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         fsync_tree(tmp)
+        _fault_point(f"{target.name}.tmp")
         if old.exists():
             shutil.rmtree(old)
         if target.exists():
             os.replace(target, old)
+            _fault_point(f"{target.name}.old")
         os.replace(tmp, target)
         fsync_dir(target.parent)
         if old.exists():
@@ -83,3 +87,31 @@ def recover_dir(target: Path) -> None:
         os.replace(old, target)
     elif old.exists():
         shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep_leftovers(folder: Path, targets: list[str]) -> list[str]:
+    """Remove what interrupted atomic writes of ``targets`` left in ``folder``: temporary files and
+    folders (``.<name>.<random>.tmp``) and ``<name>.old`` (put back first when ``<name>`` itself is
+    missing). Call it only while holding the writer lock: a live writer's temporaries look the same.
+    Returns the names removed."""
+    removed: list[str] = []
+    for name in targets:
+        old = folder / f"{name}.old"
+        if old.exists():
+            recover_dir(folder / name)
+            removed.append(old.name)
+        for leftover in folder.glob(f".{name}.*.tmp"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed.append(leftover.name)
+    return removed
+
+
+def _fault_point(stage: str) -> None:
+    """Fault injection for the crash tests: with SYLLABUS_FAULT_HOLD=<stage> the writer pauses at
+    that point of an atomic write (``<name>.tmp`` written, ``<name>.old`` set aside) long enough to
+    be killed there. Unset, this does nothing."""
+    if os.environ.get("SYLLABUS_FAULT_HOLD") == stage:
+        time.sleep(300)

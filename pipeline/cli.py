@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 
 out = Console(soft_wrap=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never wrap: one error, one line, in logs and pipes too
 
 
 @dataclass

@@ -304,7 +304,13 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
         if not user_path.is_file():
             raise ConfigError(f"config file not found: {user_path}")
         origin = str(user_path)
-        data = _merge(data, _read_yaml(user_path.read_text(encoding="utf-8"), origin))
+        try:
+            text = user_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{origin}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read ({exc.strerror})") from None
+        data = _merge(data, _read_yaml(text, origin))
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

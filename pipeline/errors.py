@@ -20,7 +20,10 @@ class IngestError(SyllabusError):
 
 
 class ModelNotAvailable(SyllabusError):
-    """A model's weights are not on this machine; the message names what to install or set."""
+    """A model's weights are not on this machine; the message names what to install or set.
+    A setup problem like a configuration error: exit code 2."""
+
+    exit_code = 2
 
 
 class KnowledgeBaseError(SyllabusError):

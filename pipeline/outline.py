@@ -18,6 +18,7 @@ from typing import Callable
 
 from ingest.types import Section, Span
 from pipeline.errors import SyllabusError
+from pipeline.timefmt import duration
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None, 
     transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify, sha256=digest)
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     if not spans:
-        raise IngestError(f"{path}: no speech recognised in {transcript.duration:.0f} s of audio")
+        raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
     return DocText(title=path.stem, path=str(path), kind="media", identity=digest, labels={}, n_pages=0,
                    spans=spans, sections=sections, outline_source="time windows")
 

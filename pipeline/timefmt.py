@@ -15,3 +15,8 @@ def span(start: float | None, end: float | None) -> str:
         return ""
     hours = (end or start) >= 3600
     return clock(start, hours) if end is None else f"{clock(start, hours)}–{clock(end, hours)}"
+
+
+def duration(seconds: float) -> str:
+    """A length of audio for messages: "0.5 s", "7.2 s", "63 s" (never "0 s" for a short clip)."""
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"

@@ -20,6 +20,12 @@ def load_backend(name: str, options: ModelOptions, notify=None) -> Backend:
     return get_backend(name).load(options, notify=notify)
 
 
+def check_model(name: str, options: ModelOptions) -> None:
+    """Raise ModelNotAvailable (naming what to install or set) if backend ``name`` cannot find
+    ``options.model``; nothing is loaded."""
+    get_backend(name).check(options)
+
+
 def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) -> tuple[str, ModelOptions, DecodeOptions]:
     """(backend name, model options, decode options) from an ``ASRConfig`` plus CLI overrides
     (keys of ASRConfig; ``None`` values are ignored)."""

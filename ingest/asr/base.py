@@ -117,6 +117,11 @@ class Backend:
         self.model_name, self.device, self.compute_type = model_name, device, compute_type
 
     @classmethod
+    def check(cls, options: ModelOptions) -> None:
+        """Raise ModelNotAvailable now if ``options.model`` cannot be found, without loading it
+        (a batch checks this once, before its first file)."""
+
+    @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "Backend":
         """Load the model. ``notify(message)`` reports loud fallbacks (e.g. an unsupported precision)."""
         raise NotImplementedError

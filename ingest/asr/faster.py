@@ -76,6 +76,12 @@ class FasterWhisperBackend(Backend):
     supports_vad = True
 
     @classmethod
+    def check(cls, options: ModelOptions) -> None:
+        from ingest.asr.weights import resolve_ct2
+
+        resolve_ct2(options.model, options.cache_dir, options.offline)
+
+    @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "FasterWhisperBackend":
         from ingest.asr.weights import resolve_ct2
 

@@ -105,6 +105,15 @@ class OpenAIWhisperBackend(Backend):
     supports_vad = False
 
     @classmethod
+    def check(cls, options: ModelOptions) -> None:
+        from ingest.asr.weights import bundled_name
+
+        path = Path(options.model).expanduser()
+        if path.is_file() or (path.is_dir() and (path / "model.bin").is_file()) or bundled_name(options.model):
+            return
+        resolve_checkpoint(options.model, options.cache_dir, options.offline)  # raises with the valid choices
+
+    @classmethod
     def load(cls, options: ModelOptions, notify=None) -> "OpenAIWhisperBackend":
         import torch
         import whisper

@@ -125,6 +125,8 @@ def resolve_ct2(model: str, cache_dir: Path | None, offline: bool) -> ResolvedMo
         if not (path / "model.bin").is_file():
             raise ModelNotAvailable(f"{path} is not a CTranslate2 Whisper model folder (no model.bin)")
         return ResolvedModel(path.resolve().name, str(path.resolve()), True)
+    if model.startswith((".", "/", "~")) and not path.exists():
+        raise ModelNotAvailable(f"speech model folder {model!r} does not exist")
     if path.suffix == ".pt" or model.startswith((".", "/", "~")):
         raise ModelNotAvailable(
             f"faster-whisper needs a CTranslate2 folder, not {model!r}; use --backend openai-whisper for .pt checkpoints"

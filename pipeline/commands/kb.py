@@ -66,9 +66,10 @@ def _outcome_line(o: IngestOutcome) -> str:
         return f"[dim]= {name}: {o.message}, skipped[/]"
     extra = "".join(f"\n  [yellow]![/] {w}" for w in o.warnings)
     if o.seconds is not None:
-        from pipeline.timefmt import clock
+        from pipeline.timefmt import clock, duration
 
-        return f"[green]✓[/] {name}: {o.status}, {clock(o.seconds)} of audio, {o.chunks} chunks{extra}"
+        length = clock(o.seconds) if o.seconds >= 60 else duration(o.seconds)
+        return f"[green]✓[/] {name}: {o.status}, {length} of audio, {o.chunks} chunks{extra}"
     return f"[green]✓[/] {name}: {o.status}, {o.pages} pages, {o.chunks} chunks{extra}"
 
 

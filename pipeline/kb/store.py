@@ -24,9 +24,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.errors import IngestError, KnowledgeBaseError, SyllabusError
+from pipeline.errors import ConfigError, IngestError, KnowledgeBaseError, ModelNotAvailable, SyllabusError
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
-from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir
+from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,15 @@ class KnowledgeBase:
     def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
         self.cfg = cfg
         self.path = Path(path) if path is not None else cfg.kb.path
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a knowledge-base directory; choose another --kb")
         if not (self.path / CATALOG).exists():
             if not create:
                 raise KnowledgeBaseError(f"no knowledge base at {self.path}; add documents with `syllabus ingest FILE`")
-            self.path.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_dir():
-            raise KnowledgeBaseError(f"{self.path} is not a directory")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise KnowledgeBaseError(f"cannot create the knowledge base at {self.path}: {exc.strerror}") from None
         try:
             self.catalog = Catalog(self.path / CATALOG)
         except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
@@ -130,6 +133,7 @@ class KnowledgeBase:
         self._embed_model_name: str | None = None
         self._dense = None
         self._lexical = None
+        self._tidy_if_idle()
 
     # ----- plumbing
     @property
@@ -148,7 +152,30 @@ class KnowledgeBase:
             lock.acquire()
         except Timeout:
             raise KnowledgeBaseError(f"{self.path} is being written by another syllabus process; try again when it finishes") from None
+        self._tidy()
         return lock
+
+    def _tidy(self) -> None:
+        """Remove leftovers of an index write that was killed (writer lock held)."""
+        removed = sweep_leftovers(self.path, [DENSE, "dense.json", BM25_DIR])
+        if removed:
+            log.info("%s: removed leftovers of an interrupted index write: %s", self.path, ", ".join(sorted(removed)))
+
+    def _tidy_if_idle(self) -> None:
+        """On open, tidy when no writer is at work (a reader never waits for the lock)."""
+        if not any(self.path.glob(".*.tmp")) and not (self.path / f"{BM25_DIR}.old").exists():
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return
+        try:
+            self._tidy()
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self.catalog.close()
@@ -181,6 +208,7 @@ class KnowledgeBase:
         progress = progress or Progress()
         paths = list(paths)
         outcomes: list[IngestOutcome] = []
+        self._preflight(paths)
         lock = self.writer_lock()
         try:
             self._check_embed_model()
@@ -191,8 +219,10 @@ class KnowledgeBase:
                     outcome = self._ingest_one(Path(raw), progress)
                 except IngestError as exc:
                     outcome = IngestOutcome(str(raw), "failed", str(exc))
-                except SyllabusError:
-                    raise  # model missing, config: the whole batch would fail the same way
+                except (ConfigError, KnowledgeBaseError):
+                    raise  # every file would fail the same way, or the KB itself is in trouble
+                except SyllabusError as exc:  # a model or decoder failing on this file: the batch goes on
+                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {exc}")
                 except Exception as exc:  # a library failing on one odd file must not stop the batch
                     log.debug("ingest of %s failed", raw, exc_info=True)
                     outcome = IngestOutcome(str(raw), "failed", f"{raw}: {type(exc).__name__}: {exc}")
@@ -205,6 +235,21 @@ class KnowledgeBase:
         finally:
             lock.release()
         return outcomes
+
+    def _preflight(self, paths: list) -> None:
+        """What every file of the batch depends on is checked before the first one: a wrong
+        ``asr.model`` is a configuration error (exit 2), not a failure of each recording."""
+        from ingest.media import MEDIA_EXTENSIONS
+
+        if not any(Path(p).suffix.lower() in MEDIA_EXTENSIONS for p in paths):
+            return
+        from ingest.asr import check_model, options_from_config
+
+        try:
+            name, model_options, _ = options_from_config(self.cfg.asr, offline=self.cfg.offline, cache_dir=self.path / "cache")
+            check_model(name, model_options)
+        except ModelNotAvailable as exc:
+            raise ConfigError(f"asr.model: {exc}") from None
 
     def _ingest_one(self, path: Path, progress: Progress) -> IngestOutcome:
         if not path.exists():
