@@ -168,7 +168,11 @@ def main() -> None:
     if args.only in (None, "others"):
         rows += other_benchmarks(args.quick)
 
-    header = f"Machine: {machine()}. Book: {pdf.name}."
+    write_results(rows, f"Machine: {machine()}. Book: {pdf.name}.", "bench.md" if args.only is None else f"bench-{args.only}.md")
+
+
+def write_results(rows: list[dict], header: str, name: str) -> None:
+    """Print the rows as a Markdown table and write it (and the rows as JSON) to eval/results/NAME."""
     lines = [header, "", "| stage | ours | baseline | unit | ours / baseline | notes |", "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}×" if isinstance(r.get("ratio"), (int, float)) else "—"
@@ -176,7 +180,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("bench.md" if args.only is None else f"bench-{args.only}.md")
+    out = RESULTS / name
     out.write_text("# Benchmarks\n\n" + text + "\n")
     (out.with_suffix(".json")).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2, default=str))
 

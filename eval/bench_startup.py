@@ -1,6 +1,6 @@
 """Startup budget: whole `syllabus` processes, each next to today's path measured in the same run.
 
-    python eval/bench_startup.py [--quick]     # also run by `make bench` through eval/bench.py
+    python eval/bench_startup.py [--quick]     # writes eval/results/bench-startup.md; `make bench` runs it too
 
 - cold `syllabus search` (a new process each time, OS file cache warm), p50 over 20 runs;
 - cold `syllabus ask`, time from starting the process to the first answer byte on stdout;
@@ -15,6 +15,7 @@ alternate (ours, baseline, ours, ...) so load from other processes falls on both
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,44 +57,65 @@ def command(tree: Path, *args: str) -> tuple[list[str], dict, Path]:
     return [sys.executable, "-m", "pipeline", *args], env, tree
 
 
-def whole(tree: Path, *args: str) -> float:
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def whole(tree: Path, *args: str, cpu: list | None = None) -> float:
+    """Wall seconds of one whole process; its CPU seconds (all threads) are appended to ``cpu``, a
+    figure that other processes on a shared machine disturb much less than the wall time."""
     argv, env, cwd = command(tree, *args)
-    t = time.perf_counter()
+    c, t = _child_cpu(), time.perf_counter()
     result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append(_child_cpu() - c)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {result.stderr[-500:]}")
     return seconds
 
 
-def first_byte(tree: Path, *args: str) -> tuple[float, float, str]:
-    """(seconds to the first non-blank stdout byte, seconds to exit, stderr) of a whole process."""
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def first_byte(tree: Path, *args: str) -> tuple[float, float, str, float]:
+    """(seconds to the first non-blank stdout byte, seconds to exit, stderr, CPU seconds to that byte)
+    of a whole process."""
     argv, env, cwd = command(tree, *args)
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    first = None
+    first, cpu = None, float("nan")
     while first is None:
         byte = proc.stdout.read(1)
         if not byte:
             break
         if not byte.isspace():
-            first = time.perf_counter() - t
+            first, cpu = time.perf_counter() - t, _process_cpu(proc.pid)
     proc.stdout.read()
     stderr = proc.stderr.read().decode(errors="replace")
     proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {stderr[-500:]}")
-    return (first if first is not None else float("nan")), time.perf_counter() - t, stderr
+    return (first if first is not None else float("nan")), time.perf_counter() - t, stderr, cpu
 
 
-def alternate(trees: dict[str, Path], runs: int, *args: str) -> dict[str, list[float]]:
+def alternate(trees: dict[str, Path], runs: int, *args: str) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds per tree, runs alternating between the trees."""
     times: dict[str, list[float]] = {name: [] for name in trees}
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
     for name, tree in trees.items():
         whole(tree, *args)  # warm the OS file cache and any one-time export
     for _ in range(runs):
         for name, tree in trees.items():
-            times[name].append(whole(tree, *args))
-    return times
+            times[name].append(whole(tree, *args, cpu=cpu[name]))
+    return times, cpu
 
 
 def ensure_kb(pdf: Path, name: str, fresh: bool = False) -> Path:
@@ -121,10 +143,12 @@ def run(quick: bool = False) -> list[dict]:
     specs = [("search", ["--kb", str(kb), "search", question, "--json"], "target ≤ 1.0 s p50"),
              ("list", ["--kb", str(kb), "list"], ""), ("--help", ["--help"], "")]
     for label, args, target in specs:
-        times = alternate(trees, runs, *args)
+        times, cpu = alternate(trees, runs, *args)
         ours = statistics.median(times["ours"])
         baseline = statistics.median(times["baseline"]) if "baseline" in times else None
-        note = f"p90 {_p(times['ours'], 0.9):.2f} s vs {_p(times.get('baseline') or [float('nan')], 0.9):.2f} s; {pdf.name}; {load}"
+        cpu_ours, cpu_base = (statistics.median(cpu[n]) if n in cpu else float("nan") for n in ("ours", "baseline"))
+        note = (f"p90 {_p(times['ours'], 0.9):.2f} s vs {_p(times.get('baseline') or [float('nan')], 0.9):.2f} s; "
+                f"CPU p50 {cpu_ours:.2f} s vs {cpu_base:.2f} s; {pdf.name}; {load}")
         rows.append(row(f"`syllabus {label}`, new process, p50 of {runs} (baseline: {BASELINE_REF})", ours, baseline, "s",
                         note=f"{target}; {note}" if target else note))
     rows += bench_ask(trees, kb, question, pdf, quick)
@@ -136,15 +160,20 @@ def bench_ask(trees: dict[str, Path], kb: Path, question: str, pdf: Path, quick:
     for tree in trees.values():
         first_byte(tree, *args)  # conversions (if any) and OS file cache, outside the timing
     rounds = 1 if quick else 3
-    ttft = {name: statistics.median(first_byte(tree, *args)[0] for _ in range(rounds)) for name, tree in trees.items()}
+    runs = {name: [first_byte(tree, *args) for _ in range(rounds)] for name, tree in trees.items()}
+    ttft = {name: statistics.median(r[0] for r in got) for name, got in runs.items()}
+    cpu = {name: statistics.median(r[3] for r in got) for name, got in runs.items()}
+    load = "load avg " + " ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = [row(f"`syllabus ask`, new process, time to first answer byte (median of {rounds}, baseline: {BASELINE_REF})",
-                ttft["ours"], ttft.get("baseline"), "s", note=f"target ≤ 3 s; {pdf.name}; bundled LLM, converted")]
+                ttft["ours"], ttft.get("baseline"), "s",
+                note=f"target ≤ 3 s; CPU to first byte {cpu['ours']:.1f} s vs {cpu.get('baseline', float('nan')):.1f} s; "
+                     f"{pdf.name}; bundled LLM, converted; {load}")]
     # A new KB on a machine that has converted the model before: does the first ask convert it again?
     for name, tree in trees.items():
         if quick and name != "ours":
             continue
         fresh = ensure_kb(SAMPLE_PDF, f"startup-new-kb-{name}", fresh=True)
-        t_first, _total, stderr = first_byte(tree, "--kb", str(fresh), "ask", QUESTIONS[SAMPLE_PDF.name], "--max-tokens", "8")
+        t_first, _total, stderr, _cpu = first_byte(tree, "--kb", str(fresh), "ask", QUESTIONS[SAMPLE_PDF.name], "--max-tokens", "8")
         converted = "converting" in stderr
         rows.append(row(f"first `ask` on a new KB ({name}): time to first answer byte", t_first, None, "s",
                         note=("converted the model again" if converted else "no conversion") + f"; {machine()}"))
@@ -156,5 +185,6 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    for r in run(ap.parse_args().quick):
-        print(r)
+    from bench import write_results
+
+    write_results(run(ap.parse_args().quick), f"Machine: {machine()}. Startup budget, whole processes.", "bench-startup.md")
