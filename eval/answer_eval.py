@@ -44,36 +44,27 @@ def _touches(c: dict, gold: set[int]) -> bool:
 
 
 def eval_answers(cfg, limit: int | None) -> dict:
-    from pipeline.ask import finish, prepare
-    from pipeline.llm import context_for, load_llm, options_from_config
+    from pipeline.api import answer, load_model
     from pipeline.prompting import load_prompts
 
     pdf = r_manual("R-intro.pdf")
     kb = build_kb(pdf, "kb-R-intro")
-    llm = load_llm(cfg.llm, context_for(cfg, kb.path))
+    llm = load_model(cfg, kb.path)
     prompts = load_prompts(cfg)
-    options = options_from_config(cfg.llm, max_new_tokens=ANSWER_TOKENS)
     questions = load_questions(ROOT / "eval" / "questions" / "r-intro.jsonl")[:limit]
     rows = []
     for q in questions:
-        started = time.perf_counter()
-        prepared = prepare(kb, llm, prompts, cfg, q["question"], max_new_tokens=ANSWER_TOKENS)
-        stream = None
-        if prepared.found:
-            stream = llm.stream(prepared.messages, options)
-            text = stream.text()
-        else:
-            text = prepared.messages[-1]["content"]
-        ans = finish(prepared, text, stream, llm, started).as_dict()
+        result = answer(kb, llm, q["question"], max_new_tokens=ANSWER_TOKENS, prompts=prompts, cfg=cfg)
+        ans = result.as_dict()
         gold = set(q["pages"])
         cited = [c for c in ans["citations"] if c["cited"]]
         keywords = [k for k in q["keywords"] if k.strip()]
-        hits = [k for k in keywords if _norm(k) in _norm(ans["answer"])] if prepared.found else []
+        hits = [k for k in keywords if _norm(k) in _norm(ans["answer"])] if result.found else []
         rows.append({
             "id": q["id"], "found": ans["found"], "cites": bool(cited),
             "cited_gold": any(_touches(c, gold) for c in cited) if cited else None,
-            "top_gold": _touches(ans["citations"][0], gold) if ans["citations"] and prepared.found else False,
-            "any_gold": any(_touches(c, gold) for c in ans["citations"]) if prepared.found else False,
+            "top_gold": _touches(ans["citations"][0], gold) if ans["citations"] and result.found else False,
+            "any_gold": any(_touches(c, gold) for c in ans["citations"]) if result.found else False,
             "keywords": len(hits) / len(keywords) if keywords else None, "all_keywords": len(hits) == len(keywords),
             "first_token_s": ans["timings"].get("first_token_s"), "seconds": ans["timings"]["total_s"],
             "similarity": ans["best_similarity"], "answer": ans["answer"][:300],
@@ -111,21 +102,15 @@ def _distinctive(text: str, book: Counter, n: int = 10) -> list[str]:
 
 
 def eval_summary(cfg) -> dict:
-    from pipeline.llm import context_for, load_llm, options_from_config
-    from pipeline.outline import from_pdf
-    from pipeline.prompting import load_prompts
-    from pipeline.sumcache import SummaryCache
-    from pipeline.summarize import Summarizer
+    from pipeline.api import load_model, summarize
 
     pdf = r_manual("R-intro.pdf")
-    llm = load_llm(cfg.llm, context_for(cfg))
-    cache = SummaryCache(WORK / "summary-cache")  # a re-run of the eval is instant
+    llm = load_model(cfg)
     t0 = time.perf_counter()
-    doc = from_pdf(pdf, cfg.chunking.strip_headers)
-    s = Summarizer(llm, load_prompts(cfg), cache, cfg.summarize, options_from_config(cfg.llm))
-    units = s.plan(doc)
-    book = s.run(doc, units)
-    cache.close()
+    planned: dict = {}
+    book = summarize(pdf, cfg, llm=llm, cache_dir=WORK / "summary-cache",  # a re-run of the eval is instant
+                     on_plan=lambda d, u: planned.update(doc=d, units=u))
+    doc, units = planned["doc"], planned["units"]
     all_words = Counter(re.findall(r"[a-z][a-z.]{3,}", " ".join(sp.text for sp in doc.spans).lower()))
     chapters = []
     for unit, summary in zip(units, book.units):
@@ -183,7 +168,7 @@ def main() -> None:
     if r_manual("R-intro.pdf") is None:
         raise SystemExit("R-intro.pdf is not installed (Debian package r-doc-pdf); nothing to evaluate")
     from pipeline.config import load_config
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)

@@ -44,7 +44,7 @@ def evaluate(engines: list[str], clips: list[str]) -> list[dict]:
     from ingest.asr import load_backend, options_from_config
     from ingest.asr.runner import transcribe_file
     from pipeline.config import load_config
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     enforce_offline(True)
     cfg = load_config(ROOT / "config.yaml")

@@ -60,7 +60,7 @@ def bench_embedding(pdf: Path) -> list[dict]:
     from pipeline.chunking import Chunker
     from pipeline.config import load_config
     from pipeline.embed import Embedder
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     cfg = load_config(ROOT / "config.yaml")
     emb = Embedder.from_config(cfg)
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="Skip the slowest stage benchmarks (long audio, whole-book summaries).")
     ap.add_argument("--only", choices=["kb", "others"], help="Run one group only.")
     args = ap.parse_args()
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     enforce_offline(True)
     pdf = r_manual("R-intro.pdf") or SAMPLE_PDF

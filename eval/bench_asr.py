@@ -74,7 +74,7 @@ def measure(repeats: int = 1, openai: bool = True) -> dict:
     from ingest.asr.weights import assemble_base
     from ingest.media import load_audio
     from pipeline.config import load_config
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     enforce_offline(True)
     cfg = load_config(ROOT / "config.yaml")

@@ -40,7 +40,7 @@ def _load_avg() -> str:
 
 def _config():
     from pipeline.config import load_config
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)
@@ -126,8 +126,8 @@ def bench_decode(cfg, kinds: list[str]) -> list[dict]:
 
 def bench_ask(cfg) -> list[dict]:
     """Seconds from question to first answer token, models loaded (retrieval + packing + prefill)."""
-    from pipeline.ask import prepare
-    from pipeline.llm import context_for, load_llm, options_from_config
+    from pipeline.api import answer, load_model
+    from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
 
     pdf = r_manual("R-intro.pdf")
@@ -138,22 +138,16 @@ def bench_ask(cfg) -> list[dict]:
         kb = build_kb(SAMPLE_PDF, "kb-sample")
         questions = ["How much GPU memory does LoRA fine-tuning of a 7B model need?", "What is the KV cache?",
                      "How many bytes per parameter does BF16 take?", "What does QLoRA store in 4 bits?"]
-    llm = load_llm(cfg.llm, context_for(cfg, kb.path))
+    llm = load_model(cfg, kb.path)
     prompts = load_prompts(cfg)
-    options = options_from_config(cfg.llm)
     kb.search("warm up", k=1)
     llm.generate([{"role": "user", "content": "Hi"}], options_from_config(cfg.llm, max_new_tokens=2))
     times, prompt_tokens = [], []
     for q in questions:
-        t0 = time.perf_counter()
-        prepared = prepare(kb, llm, prompts, cfg, q)
-        if not prepared.found:
-            continue
-        stream = llm.stream(prepared.messages, options)
-        next(iter(stream), None)
-        times.append(time.perf_counter() - t0)
-        stream.close()
-        prompt_tokens.append(stream.stats.prompt_tokens)
+        result = answer(kb, llm, q, prompts=prompts, cfg=cfg)  # first_token_s counts from the question
+        if result.found and result.timings.get("first_token_s") is not None:
+            times.append(result.timings["first_token_s"])
+            prompt_tokens.append(result.prompt_tokens)
     kb.close()
     if not times:
         return [row("ask time to first token", None, note="no question passed the retrieval threshold")]
@@ -168,21 +162,14 @@ def bench_summarize(cfg) -> list[dict]:
     pdf = r_manual("R-intro.pdf")
     if pdf is None:
         return [row("summarize R-intro.pdf", None, note="R-intro.pdf not installed (Debian r-doc-pdf)")]
-    from pipeline.llm import context_for, load_llm, options_from_config
-    from pipeline.outline import from_pdf
-    from pipeline.prompting import load_prompts
-    from pipeline.sumcache import SummaryCache
-    from pipeline.summarize import Summarizer, render_markdown
+    from pipeline.api import load_model, summarize
+    from pipeline.summarize import render_markdown
 
-    llm = load_llm(cfg.llm, context_for(cfg))
+    llm = load_model(cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = SummaryCache(Path(tmp))
         t0 = time.perf_counter()
-        doc = from_pdf(pdf, cfg.chunking.strip_headers)
-        summarizer = Summarizer(llm, load_prompts(cfg), cache, cfg.summarize, options_from_config(cfg.llm))
-        book = summarizer.run(doc, summarizer.plan(doc))
+        book = summarize(pdf, cfg, llm=llm, cache_dir=Path(tmp))
         wall = time.perf_counter() - t0
-        cache.close()
     out = ROOT / "eval" / "results" / "r-intro-summary.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_markdown(book), encoding="utf-8")

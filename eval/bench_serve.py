@@ -97,7 +97,7 @@ def soak(requests: int, abandons: int, concurrency: int = 6, seed: int = 7) -> d
     import psutil
 
     from pipeline.llm import LoadContext, load_llm
-    from pipeline.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     cfg = _config()
     llm = load_llm(cfg.llm.model_copy(update={"context": 2048}), LoadContext(cache_dirs=(user_cache_dir(),)))

@@ -38,8 +38,11 @@ def row(stage, ours, baseline=None, unit="", ratio=None, note=""):
 
 
 def baseline_tree() -> Path | None:
-    """Today's code, unpacked once into eval/work/baseline-<ref>; None where git cannot provide it."""
-    target = WORK / f"baseline-{BASELINE_REF}"
+    """Today's code, unpacked once into the temp folder (outside the tree, which the architecture test
+    reads); None where git cannot provide it."""
+    import tempfile
+
+    target = Path(tempfile.gettempdir()) / f"syllabus-bench-baseline-{BASELINE_REF}"
     if (target / "pipeline" / "cli.py").is_file():
         return target
     target.mkdir(parents=True, exist_ok=True)

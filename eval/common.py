@@ -57,7 +57,7 @@ def build_kb(pdf: Path, name: str, fresh: bool = False):
 
     from pipeline.config import load_config
     from pipeline.kb import KnowledgeBase
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     cfg = load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)
@@ -69,3 +69,32 @@ def build_kb(pdf: Path, name: str, fresh: bool = False):
     if any(o.failed for o in outcomes):
         raise SystemExit(f"ingest of {pdf} failed: {outcomes[0].message}")
     return kb
+
+
+class PeakSampler:
+    """The largest value ``read()`` returns while a ``with`` block runs, sampled every ``interval``
+    seconds in a thread (GPU memory through NVML in the GPU checks). Re-usable block after block."""
+
+    def __init__(self, read, interval: float = 0.02):
+        self.read, self.interval, self.peak = read, interval, 0
+
+    def __enter__(self):
+        import threading
+
+        self.peak = self.read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import time
+
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.read())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.read())

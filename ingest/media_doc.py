@@ -15,11 +15,12 @@ import json
 import logging
 from pathlib import Path
 
+from ingest.hashing import sha256_file
 from ingest.transcript import Transcript, from_dict, to_json
 from ingest.types import ExtractedDocument, Section, Span
-from pipeline.atomic import atomic_write_text
-from pipeline.kb.store import sha256_file
-from pipeline.timefmt import duration, span as time_span
+from syllabus_common.atomic import atomic_write_text
+from syllabus_common.errors import IngestError
+from syllabus_common.timefmt import duration, span as time_span
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,9 @@ _LOADED: dict = {}  # the last loaded backend, reused for the next file of a bat
 
 
 def _backend(name: str, model_options, notify):
-    from ingest.asr import load_backend
-    from ingest.asr.registry import backend_info
+    from ingest.asr import BACKENDS, load_backend
 
-    key = (name, id(backend_info(name).factory), repr(model_options))
+    key = (name, id(BACKENDS.entry(name).factory), repr(model_options))
     if key not in _LOADED:
         _LOADED.clear()  # one model in memory at a time
         _LOADED[key] = load_backend(name, model_options, notify)
@@ -69,15 +69,14 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
                       sha256: str | None = None) -> Transcript:
     """The transcript of ``path`` with the config's ASR settings, from the cache or made now
     (``sha256``: the file's digest when the caller has it already; a long recording takes a while to hash)."""
-    from ingest.asr import options_from_config, transcribe_file
-    from ingest.asr.registry import backend_info
+    from ingest.asr import BACKENDS, options_from_config, transcribe_file
     from ingest.asr.runner import finish
 
     cache_dir = Path(cache_dir)
     # Model files (joined or converted weights) live in the user cache, shared by all KBs; the KB's cache/
     # holds only this file's transcript.
     name, model_options, decode = options_from_config(cfg.asr, offline=cfg.offline)
-    backend_info(name)  # unknown names fail before any hashing
+    BACKENDS.entry(name)  # unknown names fail before any hashing
     settings = {**decode.fingerprint(), "zh_variant": cfg.asr.zh_variant, "compute_type": cfg.asr.compute_type}
     key = cache_key(sha256 or sha256_file(path), name, cfg.asr.model, settings)
     folder = cache_dir / "transcripts"
@@ -98,19 +97,17 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     return transcript
 
 
-def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None,
+def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None, notify=None,
                   sha256: str | None = None) -> ExtractedDocument:
     """Transcribe (or reuse the cached transcript of) a recording, as a time-sectioned document.
     ``on_progress(done, total)`` gets seconds of audio transcribed (not called for a cached transcript)."""
-    from pipeline.errors import IngestError
-
     path = Path(path)
-    transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress, sha256=sha256)
+    transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress, notify=notify, sha256=sha256)
     sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
     warnings = list(transcript.warnings)
     if not spans:
         raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
     return ExtractedDocument(
         path=str(path), kind="media", title=path.stem, author="", pages=[], sections=sections, spans=spans,
-        warnings=warnings, language=transcript.language,
+        warnings=warnings, language=transcript.language, outline_source="time windows",
     )

@@ -6,12 +6,15 @@ Every failure a user can cause (encrypted, corrupt, empty, not a PDF, no text at
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from ingest.clean import clean_pages
 from ingest.types import ExtractedDocument, Page, Section, Span
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
+
+log = logging.getLogger(__name__)
 
 
 def _open(path: Path):
@@ -163,7 +166,7 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
         raise IngestError(
             f"{path}: no extractable text on any of its {page_count} pages (a scanned PDF? run OCR first, e.g. ocrmypdf)"
         )
-    sections = _sections_from_toc(toc, page_count)
+    sections, outline_source = _outline(path, toc, page_count)
     warnings = [state + "; the rest is indexed"] if repaired else []
     if image_pages:
         listed = ", ".join(str(n) for n in sorted(image_pages)[:10]) + (" …" if len(image_pages) > 10 else "")
@@ -181,4 +184,23 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
         sections=sections,
         spans=_spans(pages, sections),
         warnings=warnings,
+        outline_source=outline_source,
     )
+
+
+def _outline(path: Path, toc: list[list], page_count: int) -> tuple[list[Section], str]:
+    """The PDF's own outline; without one, headings detected by font size; without those, none
+    (a summary then reads the book in page windows). The knowledge base and the summarizer both
+    take the sections from here."""
+    sections = _sections_from_toc(toc, page_count)
+    if sections:
+        return sections, "toc"
+    from ingest.headings import detect_headings
+
+    try:
+        headings = detect_headings(path)
+    except Exception as exc:  # a damaged page: the outline is a convenience, the text is already read
+        log.debug("%s: no headings detected (%s)", path, exc)
+        headings = []
+    sections = _sections_from_toc(headings, page_count)
+    return sections, "headings" if sections else "windows"

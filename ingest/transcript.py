@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ingest.asr.base import Segment, Word
-from pipeline.atomic import atomic_path
+from syllabus_common.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ WRITERS = {"srt": to_srt, "vtt": to_vtt, "txt": to_txt, "json": to_json}
 
 def parse_formats(value: str | list[str]) -> list[str]:
     """``"srt,vtt"`` or ``["srt", "vtt"]`` → checked list; ``all`` means every format."""
-    from pipeline.errors import ConfigError
+    from syllabus_common.errors import ConfigError
 
     items = value.split(",") if isinstance(value, str) else list(value)
     items = [i.strip().lower().lstrip(".") for i in items if i.strip()]

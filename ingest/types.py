@@ -49,6 +49,7 @@ class ExtractedDocument:
     spans: list[Span]
     warnings: list[str] = field(default_factory=list)
     language: str | None = None
+    outline_source: str = "toc"  # "toc" | "headings" (by font size) | "windows" (none) | "time windows"
 
     @property
     def image_only_pages(self) -> list[int]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
-import numpy as np
-
-from pipeline.llm.base import LLM, GenerationOptions, TextStream
+from syllabus_common.places import place
+from pipeline.llm.base import LLM, TextStream
 from pipeline.packing import DoesNotFit, fit_prompt
 from pipeline.prompting import PromptSet, detect_language
-from pipeline.timefmt import span as time_span
+from syllabus_common.timefmt import span as time_span
 
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 
@@ -40,11 +40,7 @@ class Citation:
 
     @property
     def where(self) -> str:
-        if self.page is not None:
-            label = self.page_label or str(self.page)
-            out = f"p. {label}" if self.page_end in (None, self.page) else f"pp. {label}–{self.page_label_end or self.page_end}"
-            return out + (f" (pdf p. {self.page})" if label != str(self.page) else "")
-        return self.time or ""
+        return place(self.page, self.page_end, self.page_label, self.page_label_end) or self.time or ""
 
 
 @dataclass
@@ -71,26 +67,26 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     best_similarity: float = 0.0
+    # The prompt as the model saw it, and its passage tokens; not part of as_dict() unless asked.
+    messages: list[dict] = field(default_factory=list, repr=False)
+    context_tokens: int = 0
+    # Later stages add their own fields here with defaults (evidence, verdicts, ...).
 
-    def as_dict(self) -> dict:
-        data = asdict(self)
+    @property
+    def passages(self) -> list[str]:
+        """The passages given to the model (or the closest ones when not found), in citation order."""
+        return [c.text for c in self.citations]
+
+    @property
+    def cited(self) -> list[Citation]:
+        return [c for c in self.citations if c.cited]
+
+    def as_dict(self, messages: bool = False) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k not in ("messages", "context_tokens")}
         data["citations"] = [dict(asdict(c), where=c.where) for c in self.citations]
+        if messages:
+            data["messages"] = self.messages
         return data
-
-
-def similarities(kb, question: str, hits) -> list[float]:
-    """Cosine of the question and each hit (embeddings are unit length: a dot product)."""
-    if not hits:
-        return []
-    query = np.asarray(kb.embedder.encode_query(question), dtype=np.float32).ravel()
-    ids = [h.chunk_id for h in hits]
-    marks = ",".join("?" for _ in ids)
-    rows = dict(kb.catalog.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", ids).fetchall())
-    out = []
-    for h in hits:
-        blob = rows.get(h.chunk_id)
-        out.append(float(np.frombuffer(blob, dtype=np.float32) @ query) if blob else 0.0)
-    return out
 
 
 def format_passage(c: Citation) -> str:
@@ -107,9 +103,10 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
     question = " ".join(question.split())
     timings: dict = {}
     t0 = time.perf_counter()
-    hits = kb.search(question, k=k or cfg.retrieval.k, docs=docs)
+    query_vector = kb.embed_query(question)  # once: for the search and for the confidence check
+    hits = kb.search(question, k=k or cfg.retrieval.k, docs=docs, query_vector=query_vector)
     timings["retrieve_s"] = round(time.perf_counter() - t0, 4)
-    sims = similarities(kb, question, hits)
+    sims = kb.similarities(query_vector, [h.chunk_id for h in hits])
     best = max(sims, default=0.0)
     language = detect_language(question)
     citations = [
@@ -153,10 +150,6 @@ def cited_numbers(text: str) -> set[int]:
     return found
 
 
-def stream_answer(llm: LLM, prepared: Prepared, options: GenerationOptions) -> TextStream:
-    return llm.stream(prepared.messages, options)
-
-
 def finish(prepared: Prepared, text: str, stream: TextStream | None, llm: LLM, started: float,
            stream_started: float | None = None) -> Answer:
     """The answer with citation flags and timings (seconds from ``started``, the question's arrival)."""
@@ -178,9 +171,46 @@ def finish(prepared: Prepared, text: str, stream: TextStream | None, llm: LLM, s
         question=prepared.question, answer=text, found=prepared.found, language=prepared.language,
         citations=prepared.citations, timings=timings, model=llm.describe(),
         prompt_tokens=stats.prompt_tokens if stats else 0, completion_tokens=stats.completion_tokens if stats else 0,
-        best_similarity=round(prepared.best_similarity, 4),
+        best_similarity=round(prepared.best_similarity, 4), messages=prepared.messages,
+        context_tokens=prepared.context_tokens,
     )
 
 
 def not_found_text(prepared: Prepared) -> str:
     return prepared.messages[-1]["content"]
+
+
+def answer(kb, llm: LLM, question: str, k: int | None = None, docs: list[str] | None = None,
+           max_new_tokens: int | None = None, prompts: PromptSet | None = None, cfg=None,
+           on_delta: Callable[[str], None] | None = None,
+           on_context: Callable[[Prepared], None] | None = None) -> Answer:
+    """Answer ``question`` from the knowledge base ``kb`` with ``llm``, citing passages as ``[n]``.
+
+    The answer streams through ``on_delta(text)`` as the model writes it (not called when nothing
+    was found: no model is asked then); ``on_context(prepared)`` sees the passages and the prompt
+    before generation starts. ``cfg``: default the knowledge base's. Timings count from this call
+    (load the models before it)."""
+    from pipeline.llm import options_from_config
+    from pipeline.prompting import load_prompts
+
+    cfg = cfg or kb.cfg
+    prompts = prompts or load_prompts(cfg)
+    started = time.perf_counter()
+    prepared = prepare(kb, llm, prompts, cfg, question, k=k, docs=docs, max_new_tokens=max_new_tokens)
+    if on_context is not None:
+        on_context(prepared)
+    stream = stream_started = None
+    if prepared.found:
+        stream_started = time.perf_counter()
+        stream = llm.stream(prepared.messages, options_from_config(cfg.llm, max_new_tokens=max_new_tokens))
+        pieces = []
+        for delta in stream:
+            pieces.append(delta)
+            if on_delta is not None:
+                on_delta(delta)
+        text = "".join(pieces)
+    else:
+        text = not_found_text(prepared)
+    result = finish(prepared, text, stream, llm, started, stream_started)
+    result.timings["load_s"] = getattr(llm, "load_seconds", None)
+    return result

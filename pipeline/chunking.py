@@ -12,7 +12,7 @@ from itertools import groupby
 from typing import Callable
 
 from ingest.types import Span
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 _SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
 _JOIN = "\n\n"

@@ -1,4 +1,5 @@
-"""The `syllabus` command line: a thin layer over the library.
+"""The `syllabus` command line: assembles the command modules (each registers its commands) around
+the global options, and maps errors to exit codes.
 
 Heavy libraries (torch, transformers, faiss, PyMuPDF) are imported inside commands, so
 ``syllabus --help`` starts instantly. User errors print one line and exit non-zero; tracebacks only
@@ -9,50 +10,37 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from pipeline.errors import ConfigError, SyllabusError
+from syllabus_common.errors import SyllabusError
+from pipeline.commands import config as config_commands
+from pipeline.commands import kb as kb_commands
+from pipeline.commands import llm as llm_commands
+from pipeline.commands import planner as planner_commands
+from pipeline.commands import summarize as summarize_commands
+from pipeline.commands import transcribe as transcribe_commands
+from pipeline.ui import STATE, err
+
+
+def _backends() -> str:
+    from ingest.asr.registry import BACKENDS as SPEECH
+    from pipeline.llm.registry import BACKENDS as LLMS
+
+    return "Backends — " + "; ".join(r.help() for r in (LLMS, SPEECH))
+
 
 app = typer.Typer(
     name="syllabus",
     help="Local, offline study assistant: ingest books, search them with citations to pages.",
+    epilog=_backends(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode="rich",
 )
-
-out = Console(soft_wrap=False)
-err = Console(stderr=True, soft_wrap=True)  # never wrap: one error, one line, in logs and pipes too
-
-
-@dataclass
-class State:
-    config_path: Optional[Path] = None
-    kb: Optional[Path] = None
-    quiet: bool = False
-    verbose: bool = False
-    _cfg: object = field(default=None, repr=False)
-
-    def config(self):
-        if self._cfg is None:
-            from pipeline.config import load_config
-            from pipeline.models import enforce_offline
-
-            self._cfg = load_config(self.config_path)
-            enforce_offline(self._cfg.offline)
-        return self._cfg
-
-    def kb_path(self) -> Path:
-        return self.kb.expanduser().resolve() if self.kb else self.config().kb.path
-
-
-STATE = State()
 
 
 @app.callback()
@@ -74,32 +62,8 @@ def _global(
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def note(message: str) -> None:
-    """A side remark to stderr (so stdout stays clean for --json); silenced by --quiet."""
-    if not STATE.quiet:
-        err.print(message, highlight=False)
-
-
-def emit_json(data) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-# Commands live in their own modules and register here.
-from pipeline.commands import kb as _kb_commands  # noqa: E402
-from pipeline.commands import llm as _llm_commands  # noqa: E402
-from pipeline.commands import summarize as _summarize_commands  # noqa: E402
-from pipeline.commands import config as _config_commands  # noqa: E402
-from pipeline.commands import planner as _planner_commands  # noqa: E402
-from pipeline.commands import transcribe as _transcribe_commands  # noqa: E402
-
-_kb_commands.register(app)
-_llm_commands.register(app)
-_summarize_commands.register(app)
-_config_commands.register(app)
-_planner_commands.register(app)
-_transcribe_commands.register(app)
+for _commands in (kb_commands, llm_commands, summarize_commands, config_commands, planner_commands, transcribe_commands):
+    _commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

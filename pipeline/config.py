@@ -16,9 +16,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 ENV_VAR = "SYLLABUS_CONFIG"
+
+
+def _device(value: str) -> str:
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {value!r}")
 
 
 class _Strict(BaseModel):
@@ -103,18 +109,11 @@ class ASRConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from ingest.asr.registry import available_backends  # a dict of names; no speech library imported
+        from ingest.asr.registry import BACKENDS  # names only; no speech library imported
 
-        if value not in available_backends():
-            raise ValueError(f"unknown speech backend {value!r}; valid: {', '.join(available_backends())}")
-        return value
+        return BACKENDS.validate(value)
 
-    @field_validator("device")
-    @classmethod
-    def _asr_device(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
-            return value
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {value!r}")
+    _asr_device = field_validator("device")(classmethod(lambda cls, value: _device(value)))
 
     @field_validator("compute_type")
     @classmethod
@@ -166,11 +165,9 @@ class LLMConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_llm_backend(cls, value: str) -> str:
-        from pipeline.llm.base import available_backends  # a dict of names; no model library imported
+        from pipeline.llm.registry import BACKENDS  # names only; no model library imported
 
-        if value not in available_backends():
-            raise ValueError(f"unknown LLM backend {value!r}; valid: {', '.join(available_backends())}")
-        return value
+        return BACKENDS.validate(value)
 
 
 class ServeConfig(_Strict):
@@ -228,12 +225,7 @@ class Config(_Strict):
     # Where the user's values came from (for messages and `syllabus config`); not a setting.
     source: str | None = Field(default=None, exclude=True)
 
-    @field_validator("device")
-    @classmethod
-    def _valid_device(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
-            return value
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {value!r}")
+    _valid_device = field_validator("device")(classmethod(lambda cls, value: _device(value)))
 
     def resolved_device(self) -> str:
         """The torch device string to use. Importing torch is deferred to here."""

@@ -8,8 +8,8 @@ from functools import cached_property
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.errors import ModelNotAvailable
-from pipeline.models import enforce_offline, resolve_model_path
+from syllabus_common.errors import ModelNotAvailable
+from syllabus_common.models import enforce_offline, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def embedding_model_name(cfg: Config) -> str:
         return cfg.embedding.model
     from pipeline.planner.plan import resolve_auto
 
-    choice = resolve_auto("embedding", cfg)
+    choice = resolve_auto("embedding", offline=cfg.offline)
     log.info("embedding model auto: %s", choice["explanation"])
     return choice["config_value"]
 

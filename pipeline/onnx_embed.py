@@ -181,7 +181,7 @@ class OnnxSession:
 
 def onnx_export(layout: ModelLayout, name: str, notify=None) -> tuple[Path, dict]:
     """The cached export of ``layout`` (made now, once per machine, when missing)."""
-    from pipeline.modelcache import build_once, content_key, models_dir
+    from syllabus_common.modelcache import build_once, content_key, models_dir
 
     key = content_key(layout.sources, RECIPE)
     safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in name)[:60]
@@ -189,13 +189,13 @@ def onnx_export(layout: ModelLayout, name: str, notify=None) -> tuple[Path, dict
 
     def build(tmp: Path) -> dict:
         marker = export(layout, tmp)
-        from pipeline.modelcache import file_sha256
+        from syllabus_common.modelcache import file_sha256
 
         marker["weights_sha256"] = file_sha256(layout.weights)
         return marker
 
     def ready(folder: Path):
-        from pipeline.modelcache import read_marker
+        from syllabus_common.modelcache import read_marker
 
         marker = read_marker(folder)
         return marker if marker is not None and (folder / "model.onnx").is_file() else None
@@ -277,7 +277,7 @@ def embedder_for(cfg):
     """The embedder the config asks for: ONNX Runtime (``embedding.runtime: onnx``, the default) on the
     CPU for models it can run, else the PyTorch one (``runtime: torch``, a CUDA device, other models)."""
     from pipeline.embed import Embedder, embedding_model_name
-    from pipeline.models import enforce_offline, resolve_model_path
+    from syllabus_common.models import enforce_offline, resolve_model_path
 
     e = cfg.embedding
     if e.runtime == "torch" or str(cfg.device).startswith("cuda"):

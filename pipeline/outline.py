@@ -11,14 +11,12 @@ coverage can be counted page by page.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ingest.types import Section, Span
-from pipeline.errors import SyllabusError
-from pipeline.timefmt import duration
+from ingest.types import ExtractedDocument, Section, Span
+from syllabus_common.errors import SyllabusError
 
 log = logging.getLogger(__name__)
 
@@ -70,68 +68,48 @@ class Unit:
 
 
 # ----- loading
-def from_pdf(path: Path, strip_headers: bool = True) -> DocText:
-    from ingest.pdf import _sections_from_toc, _spans, extract_pdf
-    from pipeline.kb.store import sha256_file
-
-    doc = extract_pdf(path, strip_headers=strip_headers)
-    sections, spans, source = doc.sections, doc.spans, "toc"
-    if not sections:
-        headings = detect_headings(path)
-        if headings:
-            sections = _sections_from_toc(headings, len(doc.pages))
-            spans = _spans(doc.pages, sections)
-            source = "headings"
-        else:
-            source = "windows"
-    return DocText(
-        title=doc.title, path=str(path), kind=doc.kind, identity=sha256_file(path),
-        labels={p.number: p.label for p in doc.pages}, n_pages=len(doc.pages), spans=spans, sections=sections,
-        outline_source=source,
-    )
+def from_document(doc: ExtractedDocument, identity: str) -> DocText:
+    """An extracted document (its outline as ingest found it) ready to be cut into units."""
+    return DocText(title=doc.title, path=doc.path, kind=doc.kind, identity=identity,
+                   labels={p.number: p.label for p in doc.pages}, n_pages=len(doc.pages), spans=doc.spans,
+                   sections=doc.sections, outline_source=doc.outline_source)
 
 
-def from_media(path: Path, cfg, cache_dir: Path, on_progress=None, notify=None, sha256: str | None = None) -> DocText:
-    """A recording: its transcript (cached under ``cache_dir/transcripts``, made now if missing) in
-    the time windows the knowledge base uses (``asr.section_seconds``)."""
-    from ingest.media_doc import time_sections, transcribe_cached
-    from pipeline.errors import IngestError
-    from pipeline.kb.store import sha256_file
+def from_pdf(path: Path, strip_headers: bool = True, sha256: str | None = None) -> DocText:
+    from ingest.hashing import sha256_file
+    from ingest.pdf import extract_pdf
+
+    return from_document(extract_pdf(path, strip_headers=strip_headers), sha256 or sha256_file(path))
+
+
+def from_file(path: Path, cfg, cache_dir: Path, progress=None, notify=None, sha256: str | None = None) -> DocText:
+    """A PDF or a recording, extracted as the knowledge base would (a recording's transcript from
+    ``cache_dir/transcripts``, made now if missing, in ``asr.section_seconds`` windows)."""
+    from ingest.document import extract
+    from ingest.hashing import sha256_file
 
     digest = sha256 or sha256_file(path)  # hashed once: the transcript cache key and the summary identity
-    transcript = transcribe_cached(path, cfg, cache_dir, on_progress=on_progress, notify=notify, sha256=digest)
-    sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
-    if not spans:
-        raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
-    return DocText(title=path.stem, path=str(path), kind="media", identity=digest, labels={}, n_pages=0,
-                   spans=spans, sections=sections, outline_source="time windows")
+    doc = extract(path, cfg, cache_dir, on_stage=progress.stage if progress else None,
+                  on_progress=progress.position if progress else None, notify=notify, sha256=digest)
+    return from_document(doc, digest)
 
 
-def from_kb(kb, doc_row, strip_headers: bool = True) -> DocText:
-    """A knowledge-base document: its file when still there and unchanged, else its stored chunks."""
-    from pipeline.kb.catalog import PATH_SEP
-    from pipeline.kb.store import sha256_file
+def from_kb(kb, doc_row) -> DocText:
+    """A knowledge-base document: its PDF when still there and unchanged, else its stored chunks."""
+    from ingest.hashing import sha256_file
 
     path = Path(doc_row.path)
     if doc_row.kind == "pdf" and path.is_file() and sha256_file(path) == doc_row.sha256:
-        text = from_pdf(path, strip_headers)
+        text = from_pdf(path, kb.cfg.chunking.strip_headers, sha256=doc_row.sha256)
         text.title = doc_row.title
         return text
-    rows = kb.catalog.db.execute(
-        "SELECT text, section_path, page_start, t_start, t_end FROM chunks WHERE doc_id=? ORDER BY ord", (doc_row.id,)
-    ).fetchall()
+    stored, sections = kb.stored_text(doc_row.id)
     spans: list[Span] = []
     previous = ""
-    for r in rows:
-        text = _strip_overlap(previous, r["text"])
-        previous = r["text"]
-        path_t = tuple(p for p in r["section_path"].split(PATH_SEP) if p) if r["section_path"] else ()
-        spans.append(Span(text=text, section_path=path_t, page=r["page_start"], t_start=r["t_start"], t_end=r["t_end"]))
-    sections = [
-        Section(title=s["title"], level=s["level"], path=tuple(p for p in s["path"].split(PATH_SEP) if p),
-                page_start=s["page_start"], page_end=s["page_end"], t_start=s["t_start"], t_end=s["t_end"])
-        for s in kb.catalog.sections(doc_row.id)
-    ]
+    for s in stored:
+        spans.append(Span(text=_strip_overlap(previous, s.text), section_path=s.section_path, page=s.page,
+                          t_start=s.t_start, t_end=s.t_end))
+        previous = s.text
     return DocText(
         title=doc_row.title, path=doc_row.path, kind=doc_row.kind, identity=doc_row.sha256,
         labels=kb.catalog.page_labels(doc_row.id), n_pages=doc_row.n_pages, spans=spans, sections=sections,
@@ -145,45 +123,6 @@ def _strip_overlap(previous: str, text: str, longest: int = 800) -> str:
         if previous.endswith(text[:k]):
             return text[k:].lstrip()
     return text
-
-
-def detect_headings(path: Path, max_level: int = 3) -> list[list]:
-    """Outline entries ``[level, title, page]`` from lines set in a larger font than the body text.
-
-    Body size = the font size carrying most characters. A heading: a short line (3-80 characters, not
-    ending in a full stop) at least 15% larger than the body. Sizes rank into levels, largest first; a
-    size used only once above all others is the title. Returns [] when nothing stands out, or when
-    "headings" are so frequent they are probably not."""
-    import pymupdf
-
-    lines: list[tuple[int, float, str]] = []
-    sizes: Counter[float] = Counter()
-    with pymupdf.open(path) as doc:
-        n_pages = doc.page_count
-        for page in doc:
-            for block in page.get_text("dict").get("blocks", []):
-                for line in block.get("lines", []):
-                    text = "".join(s.get("text", "") for s in line.get("spans", [])).strip()
-                    if not text:
-                        continue
-                    size = round(max(s.get("size", 0) for s in line["spans"]), 1)
-                    sizes[size] += len(text)
-                    lines.append((page.number + 1, size, text))
-    if not sizes:
-        return []
-    body = sizes.most_common(1)[0][0]
-    found = [(p, s, t) for p, s, t in lines if s >= body * 1.15 and 3 <= len(t) <= 80 and not t.endswith(".")
-             and sum(c.isalpha() for c in t) >= 2]
-    if not found or len(found) > 3 * n_pages:
-        return []
-    per_size = Counter(s for _, s, _ in found)
-    repeated = [s for s, n in per_size.items() if n >= 2]
-    if repeated:  # a size used once, above every repeated one, is the book's title, not a heading level
-        found = [(p, s, t) for p, s, t in found if not (per_size[s] == 1 and s > max(repeated))]
-    else:
-        return []  # a single large line (a title page) is not an outline
-    ranks = sorted({s for _, s, _ in found}, reverse=True)[:max_level]
-    return [[ranks.index(s) + 1, t, p] for p, s, t in found if s in ranks]
 
 
 # ----- planning

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from pipeline.errors import SyllabusError
+from syllabus_common.errors import SyllabusError
 
 Counter = Callable[[str], int]
 _SEPARATORS = ("\n\n", "\n", ". ", "。", "; ", ", ", " ")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 # task → (required placeholders, optional placeholders)
 TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {

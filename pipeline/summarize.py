@@ -19,13 +19,16 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
+from syllabus_common.places import place
 from pipeline.llm.base import LLM, GenerationOptions
 from pipeline.outline import DocText, Unit, depth_of, plan_units
 from pipeline.packing import DoesNotFit, group_to_fit, split_to_fit
 from pipeline.prompting import PromptSet, detect_language
 from pipeline.sumcache import SummaryCache, cache_key
-from pipeline.timefmt import span as time_span
+from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +69,13 @@ class BookSummary:
     outline_source: str
     units: list[UnitSummary]
     overview: str
-    pages_covered: int
-    pages_total: int
-    pages_without_text: int
-    model: dict
-    model_calls: int = 0
+    pages_covered: int  # pages whose text went into some unit
+    pages_total: int  # 0 for a recording
+    pages_without_text: int  # no text layer: nothing to summarize there
+    model: dict  # backend, model, precision
+    model_calls: int = 0  # cached calls included
     cache_hits: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
 
     @property
     def coverage_line(self) -> str:
@@ -91,19 +94,8 @@ class BookSummary:
         return data
 
 
-class Progress:
-    """Callbacks for the CLI's bar (ETA by model calls). No-ops by default."""
-
-    def planned(self, total: int) -> None: ...
-    def advance(self, cached: bool) -> None: ...
-
-
 def where(label_start: str, label_end: str, t_start: float | None = None, t_end: float | None = None) -> str:
-    if label_start:
-        return f"p. {label_start}" if label_end in ("", label_start) else f"pp. {label_start}–{label_end}"
-    if t_start is not None:
-        return time_span(t_start, t_end)
-    return ""
+    return place(label=label_start, label_end=label_end, t_start=t_start, t_end=t_end)
 
 
 class Summarizer:
@@ -176,7 +168,7 @@ class Summarizer:
         language = detect_language(largest.text[:4000])
         all_pieces = [self.pieces(u, doc, language) for u in units]
         self._planned = sum(len(p) + self._reduce_estimate(len(p)) for p in all_pieces) + 1 + self._reduce_estimate(len(units))
-        self.progress.planned(self._planned)
+        self.progress.stage("summarizing", self._planned)
         results: list[UnitSummary] = []
         for unit, pieces in zip(units, all_pieces):
             label = self._where(unit, doc)
@@ -216,7 +208,7 @@ class Summarizer:
         cached = self.cache.get(key)
         if cached is not None:
             self.hits += 1
-            self.progress.advance(cached=True)
+            self.progress.advance(1, cached=1)
             return cached
         prompt_tokens = self.llm.count_chat_tokens(messages)
         if prompt_tokens + max_new_tokens > self.llm.context_length:  # planning guarantees this; never truncate
@@ -225,7 +217,7 @@ class Summarizer:
         text = self.llm.generate(messages, options).text.strip()
         self.calls += 1
         self.cache.put(key, kind, text, doc.identity, time.perf_counter() - t0)
-        self.progress.advance(cached=False)
+        self.progress.advance(1)
         return text
 
     def _merge(self, items: list[str], task: str, language: str, doc: DocText, final: str | None = None,
@@ -288,3 +280,38 @@ def render_markdown(book: BookSummary) -> str:
     whole = "Whole lecture" if book.pages_total == 0 else "Whole book"  # a transcript has no pages
     lines += [f"## {whole}", "", book.overview or "_(the model returned no text)_", "", "---", "", book.coverage_line, ""]
     return "\n".join(lines)
+
+
+def summarize(source, cfg, kb_path: Path | None = None, llm: LLM | None = None, level: str | None = None,
+              progress: Progress | None = None, notify: Callable[[str], None] | None = None,
+              on_plan: Callable[[DocText, list[Unit]], None] | None = None, cache_dir: Path | None = None) -> BookSummary:
+    """Summarize a PDF, a recording or a knowledge-base document (see :func:`pipeline.sources.document_for`)
+    chapter by chapter or window by window. Model calls are cached in the KB's ``cache/`` (or the user
+    cache), so a re-run is instant and an interrupted one resumes. ``llm``: default the configured model;
+    ``level``: default ``summarize.level``; ``on_plan(doc, units)`` is called before the first model call;
+    ``cache_dir``: where model calls are cached (default the KB's ``cache/``, else the user cache)."""
+    from syllabus_common.models import user_cache_dir
+    from pipeline.llm import options_from_config
+    from pipeline.prompting import load_prompts
+    from pipeline.sources import document_for, has_kb
+
+    if level is not None:
+        cfg = cfg.model_copy(update={"summarize": type(cfg.summarize).model_validate({**cfg.summarize.model_dump(), "level": level})})
+    prompts = load_prompts(cfg)  # template errors surface before anything slow
+    progress = progress or Progress()
+    doc = document_for(source, cfg, kb_path, progress, notify)
+    kb_path = Path(kb_path) if has_kb(kb_path) else None
+    if llm is None:
+        from pipeline.llm import load_model
+
+        progress.stage(f"loading {cfg.llm.model} ({cfg.llm.backend})…", None)
+        llm = load_model(cfg, kb_path, notify=notify)
+    cache = SummaryCache(cache_dir or ((kb_path / "cache") if kb_path is not None else user_cache_dir()))
+    try:
+        summarizer = Summarizer(llm, prompts, cache, cfg.summarize, options_from_config(cfg.llm), progress)
+        units = summarizer.plan(doc)
+        if on_plan is not None:
+            on_plan(doc, units)
+        return summarizer.run(doc, units)
+    finally:
+        cache.close()

@@ -78,7 +78,7 @@ class FakeBackend(Backend):
 
 def register_fake() -> type[FakeBackend]:
     FakeBackend.calls = []
-    register_backend("fake", lambda: FakeBackend, "test double")
+    register_backend("fake", FakeBackend.load, "test double", replace=True)
     return FakeBackend
 
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_cli
 from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, llm_config, shared_llm
 
-from pipeline.ask import cited_numbers, finish, prepare
-from pipeline.llm import GenerationOptions
+from pipeline.api import answer as ask
+from pipeline.ask import cited_numbers, prepare
 from pipeline.prompting import PromptSet
 
 BEES = ("How do bees tell each other where the flowers are?", 4, "2")  # question, physical page, printed label
@@ -30,18 +30,14 @@ def ask_cfg():
 
 
 def test_answer_cites_the_page_holding_the_fact(topic_kb, ask_cfg):
-    import time
-
     llm = shared_llm()
     question, page, label = BEES
-    started = time.perf_counter()
-    prepared = prepare(topic_kb, llm, PromptSet(), ask_cfg, question, k=3)
-    assert prepared.found and prepared.language == "en"
-    assert llm.count_chat_tokens(prepared.messages) + TEST_MAX_NEW <= llm.context_length
-    stream = llm.stream(prepared.messages, GenerationOptions(max_new_tokens=TEST_MAX_NEW))
-    text = "".join(stream)
-    answer = finish(prepared, text, stream, llm, started)
-    assert answer.answer.strip()
+    deltas = []
+    answer = ask(topic_kb, llm, question, k=3, prompts=PromptSet(), cfg=ask_cfg, on_delta=deltas.append)
+    assert answer.found and answer.language == "en"
+    assert llm.count_chat_tokens(answer.messages) + TEST_MAX_NEW <= llm.context_length
+    text = "".join(deltas)  # streamed as written, the same text as the result
+    assert answer.answer.strip() and answer.answer == text.strip()
     top = answer.citations[0]
     assert (top.page, top.page_label) == (page, label), [(c.page, c.page_label) for c in answer.citations]
     assert "waggle dance" in top.text and top.doc == "A Book of Small Facts"
@@ -56,10 +52,12 @@ def test_answer_cites_the_page_holding_the_fact(topic_kb, ask_cfg):
 
 def test_off_topic_question_is_not_found_and_the_model_is_not_asked(topic_kb, ask_cfg):
     fake = FakeLLM()
-    prepared = prepare(topic_kb, fake, PromptSet(), ask_cfg, "What is the tax rate on capital gains in Norway?")
-    assert not prepared.found and prepared.best_similarity < ask_cfg.ask.min_similarity
-    assert "did not find" in prepared.messages[-1]["content"]
-    assert prepared.citations  # the closest passages are still listed
+    streamed = []
+    result = ask(topic_kb, fake, "What is the tax rate on capital gains in Norway?", prompts=PromptSet(), cfg=ask_cfg,
+                 on_delta=streamed.append)
+    assert not result.found and result.best_similarity < ask_cfg.ask.min_similarity
+    assert "did not find" in result.answer and streamed == []
+    assert result.citations  # the closest passages are still listed
     assert fake.calls == []
     zh = prepare(topic_kb, fake, PromptSet(), ask_cfg, "挪威的資本利得稅率是多少？")
     assert not zh.found and zh.language == "zh-TW" and "找不到" in zh.messages[-1]["content"]

@@ -17,8 +17,8 @@ import pytest
 
 from asr_fakes import MEDIA, FakeBackend, asr_cache, fake, reference, wer  # noqa: F401 (fixtures)
 from conftest import ROOT, run_cli
-from ingest.asr import DecodeOptions, ModelOptions, available_backends, get_backend, load_backend, transcribe_file
-from pipeline.errors import ConfigError, ModelNotAvailable
+from ingest.asr import DecodeOptions, ModelOptions, available_backends, load_backend, transcribe_file
+from syllabus_common.errors import ConfigError, ModelNotAvailable
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +161,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_unknown_backend_and_model_list_the_choices(asr_cache):
-    with pytest.raises(ConfigError, match="available: faster-whisper, openai-whisper"):
-        get_backend("whisperx")
+    with pytest.raises(ConfigError, match="valid: faster-whisper, openai-whisper"):
+        load_backend("whisperx", ModelOptions())
     with pytest.raises(ModelNotAvailable, match="offline mode is on"):
         load_backend("faster-whisper", ModelOptions(model="large-v3", device="cpu"))
     assert {"faster-whisper", "openai-whisper"} <= set(available_backends())
@@ -187,7 +187,7 @@ def _bursts(path, seconds: float, gap: tuple[float, float]):
 
 def test_blocks_are_cut_in_silence_and_the_first_block_fixes_the_language(fake, tmp_path):
     clip = _bursts(tmp_path / "bursts.wav", 75, gap=(56.5, 57.2))
-    backend = get_backend("fake").load(ModelOptions())
+    backend = load_backend("fake", ModelOptions())
     t = transcribe_file(clip, backend, DecodeOptions(language=None), block_seconds=60)
     (first, opts1), (second, opts2) = fake.calls
     assert 56.5 <= first <= 57.2, f"cut at {first:.2f} s, not in the silent gap"

@@ -12,11 +12,13 @@ def test_auto_resolves_each_stage_to_a_local_model(tmp_path):
 
     from ingest.asr import options_from_config
     from pipeline.embed import embedding_model_name
-    from pipeline.llm.base import planned_llm
-    from pipeline.models import BUNDLED
+    from pipeline.llm.registry import planned_llm
+    from pipeline.speech import speech_config
+    from syllabus_common.models import BUNDLED
 
     assert embedding_model_name(cfg) == "all-MiniLM-L6-v2"
-    assert options_from_config(cfg.asr, offline=cfg.offline)[1].model in ("whisper-base", "whisper-tiny.en")
+    resolved = speech_config(cfg)  # what ingest/ is given: the planner's choice, not "auto"
+    assert options_from_config(resolved.asr, offline=cfg.offline)[1].model in ("whisper-base", "whisper-tiny.en")
     llm = planned_llm(cfg.offline)
     assert llm in BUNDLED and BUNDLED[llm].role == "llm"
 

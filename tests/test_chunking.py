@@ -6,7 +6,7 @@ import pytest
 
 from ingest.types import Span
 from pipeline.chunking import TITLE_RESERVE, Chunker, check_fits
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 def _spans():

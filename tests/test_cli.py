@@ -46,7 +46,7 @@ def test_bad_mode_is_usage_error(tmp_path):
 
 
 def test_ingest_expands_folders_to_supported_files(tmp_path):
-    from pipeline.commands.kb import expand_inputs
+    from ingest.document import expand_inputs
 
     (tmp_path / "sub").mkdir()
     for name in ("b.pdf", "sub/a.PDF", "sub/talk.m4a", "notes.txt", ".hidden.pdf"):

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 def test_defaults_load_and_validate():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from asr_fakes import MEDIA, asr_cache, reference, wer  # noqa: F401 (fixture)
-from ingest.convert_whisper import ConversionError, convert, read_ct2, to_openai, verify_same_text
+from ingest.asr.crosscheck import verify_same_text
+from ingest.convert_whisper import ConversionError, convert, read_ct2, to_openai
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def test_one_bad_recording_does_not_stop_the_batch(tmp_path):
 
 def test_damaged_pdf_is_diagnosed_as_damaged_and_what_is_readable_is_indexed(tmp_path):
     from ingest.pdf import extract_pdf
-    from pipeline.errors import IngestError
+    from syllabus_common.errors import IngestError
 
     whole = pdfgen.long_book(tmp_path / "whole.pdf", pages=12)
     data = whole.read_bytes()

@@ -10,7 +10,7 @@ import pytest
 
 import pdfgen
 from conftest import run_cli
-from pipeline.errors import KnowledgeBaseError
+from syllabus_common.errors import KnowledgeBaseError
 from pipeline.kb.store import rrf
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from test_llm_support import ROOT, TEST_MAX_NEW, FakeLLM, converted_folder, fake_backend, llm_config, shared_llm
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.llm import GenerationOptions, available_backends, load_llm
 
 
@@ -65,7 +65,7 @@ def test_precision_auto_and_loud_fallbacks():
 
 def test_gguf_header_reader_finds_the_bundled_file_type():
     from pipeline.llm.convert import gguf_file_type
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     assert gguf_file_type(bundled_path("SmolLM2-135M-Instruct")) == 3  # LLAMA_FTYPE_MOSTLY_Q4_1
 

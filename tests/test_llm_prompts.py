@@ -6,7 +6,7 @@ import pytest
 
 from test_llm_support import llm_config
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.prompting import TASKS, TEMPLATE_LANGUAGES, PromptSet, detect_language, load_prompts
 
 

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, TextStream, register_backend, stream_with_stats, unregister_backend
+from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, TextStream, stream_with_stats
+from pipeline.llm.registry import register_backend, unregister_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_MAX_NEW = 24  # answer tokens in tests: enough to see an answer, cheap on 2 cores
@@ -40,7 +41,7 @@ def llm_config(**llm_overrides):
 def shared_llm():
     """The bundled SmolLM2-135M (default precision), context 2048, loaded once."""
     from pipeline.llm import load_llm
-    from pipeline.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     cfg = llm_config(context=2048, max_new_tokens=TEST_MAX_NEW)
     ctx = LoadContext(cache_dirs=(llm_cache_dir(), user_cache_dir()), device="cpu", offline=True)

@@ -10,7 +10,7 @@ import pytest
 
 from asr_fakes import MEDIA
 from ingest.media import SAMPLE_RATE, is_media, load_audio, probe, stream_audio
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from asr_fakes import MEDIA, FakeBackend, asr_cache, fake  # noqa: F401 (fixtures)
 from conftest import ROOT
-from pipeline.timefmt import span
+from syllabus_common.timefmt import span
 
 
 def _cfg(**asr):
@@ -121,25 +121,25 @@ def test_summarize_a_lecture_recording_by_time_windows(asr_cache, tmp_path):
 
 
 def test_summarize_takes_an_ingested_recording_from_the_knowledge_base(fake, embedder, tmp_path):
-    from pipeline.commands.summarize import _lecture
+    from pipeline.sources import lecture as lecture_text
 
     cfg = _cfg(backend="fake", section_seconds=20)
     lecture, kb = _ingested_copy(tmp_path, embedder, cfg)
     kb.close()
     calls = len(FakeBackend.calls)
-    doc = _lecture(lecture, cfg, tmp_path / "kb", quiet=True)
+    doc = lecture_text(lecture, cfg, tmp_path / "kb")
     assert len(FakeBackend.calls) == calls  # the KB's transcript, nothing transcribed
     assert doc.kind == "media" and doc.outline_source == "time windows"
     assert [s.title for s in doc.sections] == ["00:00–00:20", "00:20–00:40", "00:40–01:00", "01:00–01:02"]
     assert all(s.t_start is not None for s in doc.spans) and "part" in doc.spans[0].text
 
     lecture.write_bytes((MEDIA / "clean.m4a").read_bytes())  # changed since ingest: transcribed afresh
-    doc = _lecture(lecture, cfg, tmp_path / "kb", quiet=True)
+    doc = lecture_text(lecture, cfg, tmp_path / "kb")
     assert len(FakeBackend.calls) == calls + 1 and [s.title for s in doc.sections] == ["00:00–00:12"]
 
 
 def test_ingest_reports_transcription_progress_in_audio_seconds(fake, embedder, tmp_path):
-    from pipeline.kb.store import Progress
+    from pipeline.progress import Progress
 
     seen = []
 

@@ -35,7 +35,7 @@ def test_onnx_vectors_match_pytorch_on_the_test_chunks(onnx, embedder, topic_chu
     ours = onnx.encode(texts)
     from sentence_transformers import SentenceTransformer  # fp32, no autocast: the reference
 
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     reference = SentenceTransformer(str(bundled_path("all-MiniLM-L6-v2")), device="cpu").encode(texts, normalize_embeddings=True)
     cosine = (ours * reference).sum(axis=1)
@@ -109,7 +109,7 @@ def test_search_list_and_remove_import_no_torch(tmp_path, kb_factory, topic_pdf,
 
 
 def test_a_conversion_is_made_once_when_two_callers_race(tmp_path, monkeypatch):
-    from pipeline.modelcache import build_once, read_marker
+    from syllabus_common.modelcache import build_once, read_marker
 
     monkeypatch.setenv("SYLLABUS_CACHE", str(tmp_path))
     builds, results = [], []
@@ -132,7 +132,7 @@ def test_a_conversion_is_made_once_when_two_callers_race(tmp_path, monkeypatch):
 
 
 def test_a_failed_conversion_leaves_nothing_behind(tmp_path):
-    from pipeline.modelcache import build_once
+    from syllabus_common.modelcache import build_once
 
     def broken(tmp):
         (tmp / "half.bin").write_bytes(b"x")

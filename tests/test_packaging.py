@@ -12,11 +12,13 @@ from conftest import ROOT
 
 def test_wheel_ships_config_and_runs_from_elsewhere(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(wheels), str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
+    assert "Warning" not in built.stderr, built.stderr[-2000:]  # setuptools says nothing about our metadata
     [wheel] = list(wheels.glob("syllabus-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "syllabus_data/config.yaml" in names
+    assert "syllabus_data/config.yaml" in names and "syllabus_common/errors.py" in names
+    assert "prompts/en/answer.txt" in names and "prompts/zh-TW/answer.txt" in names
     assert "pipeline/cli.py" in names and "ingest/pdf.py" in names and "prompts/__init__.py" in names
     assert not any(n.startswith("tests/") for n in names)
 

@@ -7,7 +7,7 @@ import pytest
 import pdfgen
 from ingest.clean import clean_pages, join_hyphenation
 from ingest.pdf import extract_pdf
-from pipeline.errors import IngestError
+from syllabus_common.errors import IngestError
 
 
 def test_pages_labels_sections_metadata(topic_pdf):

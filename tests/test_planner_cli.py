@@ -70,7 +70,7 @@ def test_vram_measure_on_a_local_config(tmp_path):
 
 
 def test_vram_reads_a_gguf_header():
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     data = _json(["vram", "--config", str(bundled_path("SmolLM2-135M-Instruct")), "--json"])
     (est,) = data["estimates"]

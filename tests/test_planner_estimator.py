@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import DecoderArch, get_card, get_model
 from pipeline.planner.estimator import (Settings, estimate, korthikanti_gpt_layer, kv_cache_bytes, lora_params,
@@ -50,7 +50,7 @@ def test_gguf_q4_k_m_gives_more_bits_to_v_and_down_in_some_layers():
 def test_gguf_estimate_reproduces_the_bundled_file_exactly():
     from gguf import GGUFReader
 
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     reader = GGUFReader(str(bundled_path("SmolLM2-135M-Instruct")))
     actual = sum(int(t.n_bytes) for t in reader.tensors)

@@ -57,7 +57,7 @@ def test_end_of_backward_peak_with_a_tied_vocabulary():
 
 
 def test_measure_refuses_what_it_cannot_run():
-    from pipeline.errors import ConfigError
+    from syllabus_common.errors import ConfigError
     from pipeline.planner.catalog import get_model
     from pipeline.planner.measure import dry_run
 

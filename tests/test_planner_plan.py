@@ -134,13 +134,13 @@ def test_never_chooses_what_does_not_fit(gib, context, margin, download):
 
 def test_resolve_auto_for_each_stage():
     cpu = Device("cpu", "CPU RAM", 16 * GiB, 12 * GiB, "psutil")
-    assert resolve_auto("llm", None, cpu)["model"] == "smollm2-135m"
-    assert resolve_auto("speech", None, cpu)["model"] == "whisper-base"
-    assert resolve_auto("embedding", None, cpu)["config_value"] == "all-MiniLM-L6-v2"
-    from pipeline.errors import ConfigError
+    assert resolve_auto("llm", device=cpu)["model"] == "smollm2-135m"
+    assert resolve_auto("speech", device=cpu)["model"] == "whisper-base"
+    assert resolve_auto("embedding", device=cpu)["config_value"] == "all-MiniLM-L6-v2"
+    from syllabus_common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="valid"):
-        resolve_auto("vision", None, cpu)
+        resolve_auto("vision", device=cpu)
 
 
 def test_detect_without_gpu_falls_back_to_cpu_ram():

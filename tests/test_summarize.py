@@ -21,7 +21,8 @@ from pipeline.outline import from_pdf
 from pipeline.packing import DoesNotFit
 from pipeline.prompting import PromptSet
 from pipeline.sumcache import FILE, SummaryCache
-from pipeline.summarize import Progress, Summarizer, render_markdown
+from pipeline.progress import Progress
+from pipeline.summarize import Summarizer, render_markdown
 
 A5 = pymupdf.paper_rect("a5")
 RIVERS = ("Rivers carry water from mountains to the sea. A river basin collects rain over a wide area. Floods "
@@ -110,16 +111,12 @@ def interrupted(tmp_path_factory):
     with sqlite3.connect(db) as con:
         cached = con.execute("SELECT COUNT(*) FROM summaries").fetchone()[0]
 
-    from pipeline.llm import options_from_config
+    from pipeline.api import summarize
 
     cfg = llm_config(context=2048)
     settings = cfg.summarize.model_copy(update=dict(chunk_tokens=64, summary_tokens=16, book_tokens=24))
     counting = CountingLLM(shared_llm())
-    cache = SummaryCache(cache_dir)
-    s = Summarizer(counting, PromptSet(), cache, settings, options_from_config(cfg.llm))
-    doc = from_pdf(pdf)
-    book = s.run(doc, s.plan(doc))
-    cache.close()
+    book = summarize(pdf, cfg.model_copy(update={"summarize": settings}), llm=counting, cache_dir=cache_dir)
     # Once more through the command line: everything now comes from the cache.
     out = base / "geo.md"
     again = subprocess.run(
@@ -177,10 +174,10 @@ def test_map_reduce_fits_the_window_at_every_step_and_covers_every_page(tmp_path
     progress = []
 
     class Recorder(Progress):
-        def planned(self, total):
+        def stage(self, description, total):
             progress.append(("planned", total))
 
-        def advance(self, cached):
+        def advance(self, n=1, cached=0):
             progress.append(("advance", cached))
 
     s = Summarizer(fake, PromptSet(), SummaryCache(tmp_path / "cache"), settings, GenerationOptions(), Recorder())

@@ -15,7 +15,7 @@ from ingest.asr.base import Segment, Word
 from ingest.asr.zh import apply_variant, convert_text
 from ingest.transcript import (Checkpoint, Transcript, from_dict, output_paths, parse_formats, to_dict, to_json,
                                to_srt, to_txt, to_vtt, write_outputs)
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 def _transcript(words: bool = False) -> Transcript:

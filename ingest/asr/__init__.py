@@ -11,28 +11,27 @@ from __future__ import annotations
 
 from ingest.asr.base import (LANGUAGES, Backend, DecodeOptions, Detected, ModelOptions, Segment,  # noqa: F401
                              Word)
-from ingest.asr.registry import (DEFAULT_BACKEND, available_backends, get_backend,  # noqa: F401
-                                 register_backend, unregister_backend)
+from ingest.asr.registry import (BACKENDS, DEFAULT_BACKEND, available_backends, register_backend,  # noqa: F401
+                                 unregister_backend)
 
 
 def load_backend(name: str, options: ModelOptions, notify=None) -> Backend:
     """Load backend ``name`` with its model; unknown names fail with the list of valid ones."""
-    return get_backend(name).load(options, notify=notify)
+    return BACKENDS.create(name, options, notify=notify)
 
 
 def check_model(name: str, options: ModelOptions) -> None:
     """Raise ModelNotAvailable (naming what to install or set) if backend ``name`` cannot find
     ``options.model``; nothing is loaded."""
-    get_backend(name).check(options)
+    BACKENDS.preflight(name, options)
 
 
 def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) -> tuple[str, ModelOptions, DecodeOptions]:
     """(backend name, model options, decode options) from an ``ASRConfig`` plus CLI overrides
-    (keys of ASRConfig; ``None`` values are ignored)."""
+    (keys of ASRConfig; ``None`` values are ignored). ``model: auto`` is resolved by the caller
+    (``pipeline.speech.speech_config`` asks the planner); left as is, a backend reads it as its default."""
     values = asr.model_dump()
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if values["model"] == "auto":
-        values["model"] = planned_model(offline)
     model = ModelOptions(model=values["model"], device=values["device"], compute_type=values["compute_type"],
                          cpu_threads=values["cpu_threads"],
                          decoder_threads=values["decoder_threads"], cache_dir=cache_dir, offline=offline)
@@ -47,18 +46,6 @@ def options_from_config(asr, offline: bool = True, cache_dir=None, **overrides) 
         initial_prompt=values["initial_prompt"],
     )
     return values["backend"], model, decode
-
-
-def planned_model(offline: bool = True) -> str:
-    """``model: auto``: the speech model the resource planner picks for this machine (`syllabus plan`)."""
-    import logging
-    from types import SimpleNamespace
-
-    from pipeline.planner.plan import resolve_auto
-
-    choice = resolve_auto("speech", SimpleNamespace(offline=offline))  # it reads only .offline
-    logging.getLogger(__name__).info("asr model auto: %s", choice["explanation"])
-    return choice["model"]
 
 
 def transcribe_file(*args, **kwargs):

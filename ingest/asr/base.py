@@ -7,7 +7,7 @@ from the start of that array) plus the language it heard. Options travel togethe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator
 
@@ -75,6 +75,12 @@ class DecodeOptions:
     prompt_reset_on_temperature: float = 0.0  # reset the prompt after any fallback (temperature > 0)
     initial_prompt: str | None = None
 
+    def whisper_kwargs(self) -> dict:
+        """The settings both Whisper libraries take under the same names."""
+        return dict(compression_ratio_threshold=self.compression_ratio_threshold, no_speech_threshold=self.no_speech_threshold,
+                    condition_on_previous_text=self.condition_on_previous_text, initial_prompt=self.initial_prompt,
+                    word_timestamps=self.word_timestamps)
+
     def fingerprint(self) -> dict:
         """The settings that change the recognised text (for checkpoints and caches)."""
         from dataclasses import asdict
@@ -129,13 +135,3 @@ class Backend:
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> tuple[Iterator[Segment], Detected]:
         """Segments of ``audio`` ((n,) float32, 16 kHz mono) as a generator, and the language."""
         raise NotImplementedError
-
-
-@dataclass
-class BackendInfo:
-    """A registry entry: the name users type and a factory that imports the backend lazily."""
-
-    name: str
-    factory: object  # () -> type[Backend]
-    description: str = ""
-    aliases: tuple[str, ...] = field(default_factory=tuple)

@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ingest.asr.base import Backend, DecodeOptions, Detected, ModelOptions, Segment, Word
-from pipeline.errors import ConfigError, ModelNotAvailable
+from syllabus_common.errors import ConfigError, ModelNotAvailable
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def resolve_compute_type(requested: str, device: str, notify=None) -> str:
 
 
 class FasterWhisperBackend(Backend):
+    """CTranslate2 Whisper (faster-whisper): int8 on CPU, float16 on CUDA, Silero VAD, the encoder on
+    every core and the decoder on one thread."""
+
     name = "faster-whisper"
     supports_vad = True
 
@@ -112,14 +115,10 @@ class FasterWhisperBackend(Backend):
             language=options.language,
             beam_size=options.beam_size,
             temperature=list(options.temperatures),
-            compression_ratio_threshold=options.compression_ratio_threshold,
             log_prob_threshold=options.log_prob_threshold,
-            no_speech_threshold=options.no_speech_threshold,
-            condition_on_previous_text=options.condition_on_previous_text,
             prompt_reset_on_temperature=options.prompt_reset_on_temperature,
-            initial_prompt=options.initial_prompt,
-            word_timestamps=options.word_timestamps,
             vad_filter=options.vad,
+            **options.whisper_kwargs(),
         )
         return _convert(segments), Detected(info.language, float(info.language_probability))
 

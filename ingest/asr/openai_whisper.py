@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from ingest.asr.base import Backend, DecodeOptions, Detected, ModelOptions, Segment, Word
-from pipeline.errors import ModelNotAvailable
+from syllabus_common.errors import ModelNotAvailable
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _converted(ct2_dir: Path, name: str, cache_dir: Path | None) -> Path:
     exact, so storing fp16 halves the file without changing a single weight)."""
     from ingest.asr.weights import default_cache_dir
     from ingest.convert_whisper import convert
-    from pipeline.modelcache import cached_file, content_key
+    from syllabus_common.modelcache import cached_file, content_key
 
     key = content_key([ct2_dir / "model.bin"], "ct2-to-openai-whisper-fp16-v1")[:12]  # by content: once per machine
     target = Path(cache_dir or default_cache_dir()) / "models" / f"openai-whisper-{name}-{key}.pt"
@@ -101,6 +101,8 @@ def resolve_torch_device(device: str) -> str:
 
 
 class OpenAIWhisperBackend(Backend):
+    """The reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA; CTranslate2 weights are converted once."""
+
     name = "openai-whisper"
     supports_vad = False
 
@@ -164,14 +166,10 @@ class OpenAIWhisperBackend(Backend):
             verbose=None,
             language=detected.language,
             temperature=tuple(options.temperatures),
-            compression_ratio_threshold=options.compression_ratio_threshold,
             logprob_threshold=options.log_prob_threshold,
-            no_speech_threshold=options.no_speech_threshold,
-            condition_on_previous_text=options.condition_on_previous_text,
-            initial_prompt=options.initial_prompt,
-            word_timestamps=options.word_timestamps,
             beam_size=options.beam_size if options.beam_size > 1 else None,  # None: greedy decoder
             fp16=self.compute_type == "float16",
+            **options.whisper_kwargs(),
         )
         return _convert(result["segments"]), detected
 

@@ -1,56 +1,48 @@
-"""Speech backends by name. Built-ins register through the same call as any extension or test fake.
-
-Factories import their libraries only when a backend is used, so listing backends (and validating a
-config) stays instant.
+"""Speech backends by name (``asr.backend``, ``--backend``), in the registry shape every backend kind
+shares (:class:`syllabus_common.registry.Registry`). A factory takes ``(ModelOptions, notify)`` and returns the
+loaded :class:`~ingest.asr.base.Backend`; built-ins register through the same call as any extension or
+test fake, and import their libraries only when a model is loaded.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from syllabus_common.registry import Registry
 
-from ingest.asr.base import Backend, BackendInfo
-from pipeline.errors import ConfigError
-
-_BACKENDS: dict[str, BackendInfo] = {}
+BACKENDS = Registry("speech backend", "asr.backend")
 DEFAULT_BACKEND = "faster-whisper"
 
 
-def register_backend(name: str, factory: Callable[[], type[Backend]], description: str = "") -> None:
-    """Make ``name`` available to ``--backend`` and ``asr.backend``; re-registering replaces it."""
-    _BACKENDS[name] = BackendInfo(name, factory, description)
+def register_backend(name: str, factory, description: str = "", replace: bool = False, preflight=None) -> None:
+    """Make ``name`` available to ``--backend`` and ``asr.backend``; ``factory(options, notify)`` loads it,
+    ``preflight(options)`` (optional) raises ModelNotAvailable when its weights cannot be found."""
+    BACKENDS.register(name, factory, description, replace, preflight)
 
 
 def unregister_backend(name: str) -> None:
-    _BACKENDS.pop(name, None)
+    BACKENDS.unregister(name)
 
 
 def available_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
-def backend_info(name: str) -> BackendInfo:
-    info = _BACKENDS.get(name)
-    if info is None:
-        raise ConfigError(f"unknown speech backend {name!r}; available: {', '.join(available_backends())}")
-    return info
+def _register_class(name: str, backend_class, description: str) -> None:
+    """A built-in: ``backend_class()`` imports and returns its :class:`~ingest.asr.base.Backend` class."""
+    register_backend(name, lambda options, notify=None: backend_class().load(options, notify=notify), description,
+                     preflight=lambda options: backend_class().check(options))
 
 
-def get_backend(name: str) -> type[Backend]:
-    """The backend class for ``name`` (imports its library now)."""
-    return backend_info(name).factory()
-
-
-def _faster_whisper() -> type[Backend]:
+def _faster_whisper():
     from ingest.asr.faster import FasterWhisperBackend
 
     return FasterWhisperBackend
 
 
-def _openai_whisper() -> type[Backend]:
+def _openai_whisper():
     from ingest.asr.openai_whisper import OpenAIWhisperBackend
 
     return OpenAIWhisperBackend
 
 
-register_backend("faster-whisper", _faster_whisper, "CTranslate2 Whisper: int8 on CPU, float16 on CUDA, Silero VAD")
-register_backend("openai-whisper", _openai_whisper, "the reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA")
+_register_class("faster-whisper", _faster_whisper, "CTranslate2 Whisper: int8 on CPU, float16 on CUDA, Silero VAD")
+_register_class("openai-whisper", _openai_whisper, "the reference PyTorch Whisper: fp32 on CPU, fp16 on CUDA")

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -78,22 +78,8 @@ def transcribe_file(
     options = replace(options)
 
     ck = Checkpoint(Path(checkpoint), checkpoint_header(path, backend, options, block_seconds)) if checkpoint else None
-    state = None if (ck is None or restart) else ck.load()
-    segments: list[Segment] = []
-    position = 0.0
-    detected_probability = None
-    if state is not None:
-        segments, position, lang = state
-        if lang is not None:
-            options.language, detected_probability = lang["language"], lang["probability"]
-        if position > 0:
-            say(f"{path.name}: resuming at {position:.1f} s ({len(segments)} segments done)")
+    segments, position, detected_probability = _resume(ck, restart, options, path, say)
     resumed_at = position if position > 0 else None
-    if ck is not None:
-        ck.open(resume=state is not None)
-
-    block = int(block_seconds * SAMPLE_RATE)
-    search, frame = int(CUT_SEARCH * SAMPLE_RATE), max(1, int(CUT_FRAME * SAMPLE_RATE))
     started = time.perf_counter()
 
     def report(done: float) -> None:  # the container's duration is an estimate; decoded samples are the truth
@@ -125,28 +111,16 @@ def transcribe_file(
             ck.done_until(end)
         report(end)
 
+    decoded_until = position
     try:
-        buffered: list[np.ndarray] = []
-        n_buffered = 0
-        buffer_start = position
-        for chunk in stream_audio(path, start=position, block_seconds=min(STREAM_BLOCK, block_seconds)):
-            buffered.append(chunk)
-            n_buffered += len(chunk)
-            if n_buffered < block + search:
-                continue
-            audio = np.concatenate(buffered)
-            cut = quiet_cut(audio, block, search, frame)
-            run_block(audio[:cut], buffer_start)
-            buffer_start += cut / SAMPLE_RATE
-            buffered, n_buffered = [audio[cut:]], len(audio) - cut
-        if n_buffered:
-            run_block(np.concatenate(buffered), buffer_start)
-            buffer_start += n_buffered / SAMPLE_RATE
+        for audio, start in blocks(path, position, block_seconds):
+            run_block(audio, start)
+            decoded_until = start + len(audio) / SAMPLE_RATE
     finally:
         if ck is not None:
             ck.close()
 
-    duration = max(buffer_start, position)
+    duration = max(decoded_until, position)
     if total is not None and duration < position + 0.01:  # nothing left to decode after a resume
         duration = max(duration, total)
     return Transcript(
@@ -155,6 +129,45 @@ def transcribe_file(
         device=backend.device, compute_type=backend.compute_type, seconds=time.perf_counter() - started,
         resumed_at=resumed_at,
     )
+
+
+def _resume(ck: Checkpoint | None, restart: bool, options: DecodeOptions, path: Path,
+            say: Callable[[str], None]) -> tuple[list[Segment], float, float | None]:
+    """(segments done, seconds decoded, language probability) from a matching checkpoint, which is
+    then opened for appending; the language it recorded goes into ``options``."""
+    state = None if (ck is None or restart) else ck.load()
+    segments: list[Segment] = []
+    position, probability = 0.0, None
+    if state is not None:
+        segments, position, lang = state
+        if lang is not None:
+            options.language, probability = lang["language"], lang["probability"]
+        if position > 0:
+            say(f"{path.name}: resuming at {position:.1f} s ({len(segments)} segments done)")
+    if ck is not None:
+        ck.open(resume=state is not None)
+    return segments, position, probability
+
+
+def blocks(path: Path, start: float, block_seconds: float) -> Iterator[tuple[np.ndarray, float]]:
+    """The audio from ``start`` in blocks of about ``block_seconds``, each ending at the quietest place
+    of its last few seconds: (samples, start time in seconds)."""
+    block = int(block_seconds * SAMPLE_RATE)
+    search, frame = int(CUT_SEARCH * SAMPLE_RATE), max(1, int(CUT_FRAME * SAMPLE_RATE))
+    buffered: list[np.ndarray] = []
+    n_buffered = 0
+    for chunk in stream_audio(path, start=start, block_seconds=min(STREAM_BLOCK, block_seconds)):
+        buffered.append(chunk)
+        n_buffered += len(chunk)
+        if n_buffered < block + search:
+            continue
+        audio = np.concatenate(buffered)
+        cut = quiet_cut(audio, block, search, frame)
+        yield audio[:cut], start
+        start += cut / SAMPLE_RATE
+        buffered, n_buffered = [audio[cut:]], len(audio) - cut
+    if n_buffered:
+        yield np.concatenate(buffered), start
 
 
 def finish(checkpoint: str | Path | None) -> None:

@@ -14,11 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ModelNotAvailable
+from syllabus_common.errors import ModelNotAvailable
 
 log = logging.getLogger(__name__)
 
-# Names users type → bundled model (pipeline.models.BUNDLED). "auto" is the default choice.
+# Names users type → bundled model (syllabus_common.models.BUNDLED). "auto" is the default choice.
 ALIASES = {
     "auto": "whisper-base",
     "base": "whisper-base",
@@ -41,7 +41,7 @@ class ResolvedModel:
 
 
 def default_cache_dir() -> Path:
-    from pipeline.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     return user_cache_dir()
 
@@ -59,8 +59,8 @@ def assemble_base(cache_dir: Path | None = None) -> Path:
     """
     from filelock import FileLock
 
-    from pipeline.atomic import atomic_path, atomic_write_text
-    from pipeline.models import BUNDLED, bundled_path, package_dir
+    from syllabus_common.atomic import atomic_path, atomic_write_text
+    from syllabus_common.models import BUNDLED, bundled_path, package_dir
 
     target = Path(cache_dir or default_cache_dir()) / "models" / "whisper-base-ct2"
     marker = target / "model.bin.sha256"
@@ -107,7 +107,7 @@ def assemble_base(cache_dir: Path | None = None) -> Path:
 
 def ct2_model_dir(name: str, cache_dir: Path | None = None) -> Path:
     """A local CTranslate2 folder for a bundled name or alias."""
-    from pipeline.models import bundled_path
+    from syllabus_common.models import bundled_path
 
     bundled = bundled_name(name) or name
     if bundled == "whisper-base":

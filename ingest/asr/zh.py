@@ -23,7 +23,7 @@ def _converter(config: str):
 
 def convert_text(text: str, variant: str) -> str:
     if variant not in VARIANTS:
-        from pipeline.errors import ConfigError
+        from syllabus_common.errors import ConfigError
 
         raise ConfigError(f"unknown Chinese variant {variant!r}; valid: {', '.join(VARIANTS)}")
     config = VARIANTS[variant]

@@ -9,56 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.kb.store import IngestOutcome, Progress
 
-
-class RichProgress(Progress):
-    """Files bar plus a bar for the current file's stage (chunks embedded), both with ETA."""
-
-    def __init__(self, total_files: int, console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bars, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self.bars = Bars(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True,
-        )
-        self.files = self.bars.add_task("files", total=total_files)
-        self.step = None
-        self.console = console
-
-    def __enter__(self):
-        self.bars.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.bars.stop()
-
-    def file_started(self, path, index, total):
-        self.bars.update(self.files, description=f"[{index + 1}/{total}] {Path(path).name}")
-
-    def stage(self, description, total):
-        if self.step is not None:
-            self.bars.remove_task(self.step)
-        self.step = self.bars.add_task(f"  {description}", total=total)
-
-    def advance(self, n=1):
-        if self.step is not None:
-            self.bars.advance(self.step, n)
-
-    def position(self, done, total):
-        if self.step is not None:
-            self.bars.update(self.step, completed=done, total=total)
-
-    def file_done(self, outcome: IngestOutcome):
-        if self.step is not None:
-            self.bars.remove_task(self.step)
-            self.step = None
-        self.bars.advance(self.files)
-        self.console.print(_outcome_line(outcome), highlight=False)
-
-
-def _outcome_line(o: IngestOutcome) -> str:
+def _outcome_line(o) -> str:
     name = Path(o.path).name
     if o.status == "failed":
         return f"[red]✗[/] {o.message}"
@@ -66,174 +18,151 @@ def _outcome_line(o: IngestOutcome) -> str:
         return f"[dim]= {name}: {o.message}, skipped[/]"
     extra = "".join(f"\n  [yellow]![/] {w}" for w in o.warnings)
     if o.seconds is not None:
-        from pipeline.timefmt import clock, duration
+        from syllabus_common.timefmt import clock, duration
 
         length = clock(o.seconds) if o.seconds >= 60 else duration(o.seconds)
         return f"[green]✓[/] {name}: {o.status}, {length} of audio, {o.chunks} chunks{extra}"
     return f"[green]✓[/] {name}: {o.status}, {o.pages} pages, {o.chunks} chunks{extra}"
 
 
-def _location(h) -> str:
-    if h.page_start is not None:
-        label = h.page_label or str(h.page_start)
-        pages = f"p. {label}" if h.page_end in (None, h.page_start) else f"pp. {label}–{h.page_label_end or h.page_end}"
-        physical = f" (pdf {h.page_start})" if label != str(h.page_start) else ""
-        return pages + physical
-    if h.t_start is not None:
-        from pipeline.timefmt import span
+def ingest(
+    files: List[Path] = typer.Argument(..., help="PDF, audio or video files (or folders of them) to add or update.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
+) -> None:
+    """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
 
-        return span(h.t_start, h.t_end)
-    return ""
+    Audio and video files (mp4, mkv, webm, mov, mp3, m4a, wav, flac, ogg, ...) are transcribed
+    with the asr settings (or their cached transcript is reused) and indexed in time windows, so
+    hits cite times such as 12:31–13:05.
+
+    Examples:
+      syllabus ingest book.pdf notes/*.pdf
+      syllabus ingest lecture.mp4 talk.m4a
+      syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
+      syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
+    """
+    from syllabus_common.errors import SyllabusError
+    from ingest.document import expand_inputs
+    from pipeline.api import KnowledgeBase
+    from pipeline.ui import STATE, bars, emit_json, err
+
+    cfg = STATE.config()
+    started = time.perf_counter()
+    files = expand_inputs(files)
+    if not files:
+        raise SyllabusError("no PDF or media files found in the given folders")
+    with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
+        with bars(quiet=as_json, files=len(files), describe=_outcome_line) as progress:
+            outcomes = kb.ingest(files, progress)
+    failed = [o for o in outcomes if o.failed]
+    if as_json:
+        emit_json({"kb": str(STATE.kb_path()), "seconds": round(time.perf_counter() - started, 3),
+                   "outcomes": [o.__dict__ for o in outcomes]})
+    else:
+        for o in failed if STATE.quiet else []:
+            err.print(_outcome_line(o), highlight=False)
+        if not STATE.quiet:
+            counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "replaced", "unchanged", "duplicate", "failed")}
+            summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            err.print(f"{summary} in {time.perf_counter() - started:.1f} s → {STATE.kb_path()}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Folders become the PDFs and media files inside them (recursively, sorted); files stay as given."""
-    from ingest.media import MEDIA_EXTENSIONS
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the documents in the knowledge base with pages, sections, chunks and size.
 
-    wanted = MEDIA_EXTENSIONS | {".pdf"}
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in wanted and not f.name.startswith("."))
-        else:
-            out.append(p)
-    return out
+    Example:
+      syllabus list
+    """
+    from rich.table import Table
+
+    from pipeline.ui import STATE, emit_json, out
+    from pipeline.api import KnowledgeBase
+
+    with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+        docs = kb.documents()
+        usage = kb.disk_usage()
+    if as_json:
+        emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
+        return
+    table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
+    for col in ("id", "title", "file", "pages", "sections", "chunks", "size", "added"):
+        table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
+    for d in docs:
+        table.add_row(
+            str(d.id), d.title, Path(d.path).name, str(d.n_pages), str(d.n_sections), str(d.n_chunks),
+            f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+def search(
+    query: str = typer.Argument(..., help="What to look for, in your own words."),
+    k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to return (default: retrieval.k)."),
+    fusion: Optional[str] = typer.Option(None, "--mode", help="rrf (hybrid), dense or bm25 (default: retrieval.fusion)."),
+    doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
+    full: bool = typer.Option(False, "--full", help="Print whole passages, not the first lines."),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+) -> None:
+    """Hybrid search (dense + BM25, reciprocal rank fusion) with title, page and section.
+
+    Examples:
+      syllabus search "how do I read a table from a file" -k 5
+      syllabus search "LoRA memory" --mode bm25 --json
+    """
+    from rich.markup import escape
+
+    from syllabus_common.errors import ConfigError
+    from syllabus_common.places import place
+    from pipeline.ui import STATE, emit_json, out
+    from pipeline.api import KnowledgeBase
+
+    if fusion is not None and fusion not in ("rrf", "dense", "bm25"):
+        raise ConfigError(f"--mode must be rrf, dense or bm25, not {fusion!r}")
+    started = time.perf_counter()
+    with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+        hits = kb.search(query, k=k, fusion=fusion, docs=doc)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        emit_json({"query": query, "seconds": round(elapsed, 4), "hits": [h.as_dict() for h in hits]})
+        return
+    if not hits:
+        out.print("no passages found")
+        return
+    for rank, h in enumerate(hits, 1):
+        where = place(h.page_start, h.page_end, h.page_label, h.page_label_end, h.t_start, h.t_end)
+        head = f"[bold]{rank}. {escape(h.title)}[/] · {where}"
+        if h.section:
+            head += f" · [italic]{escape(h.section)}[/]"
+        head += f"  [dim]score {h.score:.4f}[/]"
+        out.print(head, highlight=False)
+        text = h.text if full else " ".join(h.text.split())[:400] + ("…" if len(h.text) > 400 else "")
+        out.print(f"   {escape(text)}\n", highlight=False)
+
+
+def remove(
+    document: str = typer.Argument(..., help="Path, file name, title or id (see `syllabus list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the removed document as JSON."),
+) -> None:
+    """Remove a document from the catalog and both indexes.
+
+    Example:
+      syllabus remove book.pdf
+    """
+    from pipeline.ui import STATE, emit_json, note
+    from pipeline.api import KnowledgeBase
+
+    with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
+        doc = kb.remove(document)
+    if as_json:
+        emit_json({"removed": doc.__dict__})
+    else:
+        note(f"removed #{doc.id} {doc.title} ({doc.path})")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def ingest(
-        files: List[Path] = typer.Argument(..., help="PDF, audio or video files (or folders of them) to add or update.", show_default=False),
-        as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
-    ) -> None:
-        """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
-
-        Audio and video files (mp4, mkv, webm, mov, mp3, m4a, wav, flac, ogg, ...) are transcribed
-        with the asr settings (or their cached transcript is reused) and indexed in time windows, so
-        hits cite times such as 12:31–13:05.
-
-        Examples:
-          syllabus ingest book.pdf notes/*.pdf
-          syllabus ingest lecture.mp4 talk.m4a
-          syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
-          syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
-        """
-        from pipeline.cli import STATE, emit_json, err
-        from pipeline.kb import KnowledgeBase
-
-        from pipeline.errors import SyllabusError
-
-        cfg = STATE.config()
-        started = time.perf_counter()
-        files = expand_inputs(files)
-        if not files:
-            raise SyllabusError("no PDF or media files found in the given folders")
-        with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
-            if STATE.quiet or as_json:
-                outcomes = kb.ingest(files)
-            else:
-                with RichProgress(len(files), err) as progress:
-                    outcomes = kb.ingest(files, progress)
-        failed = [o for o in outcomes if o.failed]
-        if as_json:
-            emit_json({"kb": str(STATE.kb_path()), "seconds": round(time.perf_counter() - started, 3),
-                       "outcomes": [o.__dict__ for o in outcomes]})
-        else:
-            for o in failed if STATE.quiet else []:
-                err.print(_outcome_line(o), highlight=False)
-            if not STATE.quiet:
-                counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "replaced", "unchanged", "duplicate", "failed")}
-                summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-                err.print(f"{summary} in {time.perf_counter() - started:.1f} s → {STATE.kb_path()}", highlight=False)
-        if failed:
-            raise typer.Exit(1)
-
-    @app.command("list")
-    def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-        """List the documents in the knowledge base with pages, sections, chunks and size.
-
-        Example:
-          syllabus list
-        """
-        from rich.table import Table
-
-        from pipeline.cli import STATE, emit_json, out
-        from pipeline.kb import KnowledgeBase
-
-        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
-            docs = kb.documents()
-            usage = kb.disk_usage()
-        if as_json:
-            emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
-            return
-        table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
-        for col in ("id", "title", "file", "pages", "sections", "chunks", "size", "added"):
-            table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
-        for d in docs:
-            table.add_row(
-                str(d.id), d.title, Path(d.path).name, str(d.n_pages), str(d.n_sections), str(d.n_chunks),
-                f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
-            )
-        out.print(table)
-
-    @app.command()
-    def search(
-        query: str = typer.Argument(..., help="What to look for, in your own words."),
-        k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to return (default: retrieval.k)."),
-        fusion: Optional[str] = typer.Option(None, "--mode", help="rrf (hybrid), dense or bm25 (default: retrieval.fusion)."),
-        doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
-        full: bool = typer.Option(False, "--full", help="Print whole passages, not the first lines."),
-        as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
-    ) -> None:
-        """Hybrid search (dense + BM25, reciprocal rank fusion) with title, page and section.
-
-        Examples:
-          syllabus search "how do I read a table from a file" -k 5
-          syllabus search "LoRA memory" --mode bm25 --json
-        """
-        from rich.markup import escape
-
-        from pipeline.cli import STATE, emit_json, out
-        from pipeline.errors import ConfigError
-        from pipeline.kb import KnowledgeBase
-
-        if fusion is not None and fusion not in ("rrf", "dense", "bm25"):
-            raise ConfigError(f"--mode must be rrf, dense or bm25, not {fusion!r}")
-        started = time.perf_counter()
-        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
-            hits = kb.search(query, k=k, fusion=fusion, docs=doc)
-        elapsed = time.perf_counter() - started
-        if as_json:
-            emit_json({"query": query, "seconds": round(elapsed, 4), "hits": [h.as_dict() for h in hits]})
-            return
-        if not hits:
-            out.print("no passages found")
-            return
-        for rank, h in enumerate(hits, 1):
-            head = f"[bold]{rank}. {escape(h.title)}[/] · {_location(h)}"
-            if h.section:
-                head += f" · [italic]{escape(h.section)}[/]"
-            head += f"  [dim]score {h.score:.4f}[/]"
-            out.print(head, highlight=False)
-            text = h.text if full else " ".join(h.text.split())[:400] + ("…" if len(h.text) > 400 else "")
-            out.print(f"   {escape(text)}\n", highlight=False)
-
-    @app.command()
-    def remove(
-        document: str = typer.Argument(..., help="Path, file name, title or id (see `syllabus list`)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the removed document as JSON."),
-    ) -> None:
-        """Remove a document from the catalog and both indexes.
-
-        Example:
-          syllabus remove book.pdf
-        """
-        from pipeline.cli import STATE, emit_json, note
-        from pipeline.kb import KnowledgeBase
-
-        with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
-            doc = kb.remove(document)
-        if as_json:
-            emit_json({"removed": doc.__dict__})
-        else:
-            note(f"removed #{doc.id} {doc.title} ({doc.path})")
+    app.command()(ingest)
+    app.command("list")(list_cmd)
+    app.command()(search)
+    app.command()(remove)

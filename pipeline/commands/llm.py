@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 from typing import List, Optional
 
 import typer
-
-
-def load_model(cfg, kb_path: Path | None = None):
-    """The configured LLM, loaded with the CLI's notes; converted models cached in the KB (or user) cache."""
-    from pipeline.cli import STATE, err, note
-    from pipeline.llm import context_for, load_llm
-
-    started = time.perf_counter()
-    ctx = context_for(cfg, kb_path, notify=note)
-    if STATE.quiet:
-        llm = load_llm(cfg.llm, ctx)
-    else:
-        with err.status(f"loading {cfg.llm.model} ({cfg.llm.backend})…", spinner="dots"):
-            llm = load_llm(cfg.llm, ctx)
-    llm.load_seconds = round(time.perf_counter() - started, 3)
-    return llm
 
 
 def _source_line(c) -> str:
@@ -35,109 +17,108 @@ def _source_line(c) -> str:
     return f"{mark} [bold][{c.n}][/] {escape(c.doc)}{escape(where)}{section}  [dim]sim {c.similarity:.2f}[/]"
 
 
+def _show_context(prepared) -> None:
+    from rich.markup import escape
+
+    from pipeline.ask import format_passage
+    from pipeline.ui import err
+
+    err.print(f"[dim]— context: {len(prepared.citations)} passages, {prepared.context_tokens} tokens —[/]", highlight=False)
+    for c in prepared.citations:
+        err.print(escape(format_passage(c)) + "\n", highlight=False)
+
+
+def _write(delta: str) -> None:
+    sys.stdout.write(delta)
+    sys.stdout.flush()
+
+
+def _render(result, llm) -> None:
+    from rich.markup import escape
+
+    from pipeline.ui import STATE, err, out
+
+    if result.found:
+        sys.stdout.write("\n")
+    else:
+        out.print(escape(result.answer), highlight=False)
+    if result.citations:
+        out.print("\n[bold]Sources[/]" if result.found else "\n[bold]Closest passages[/] (not used)", highlight=False)
+        for c in result.citations:
+            out.print(_source_line(c), highlight=False)
+    if not STATE.quiet:
+        t = result.timings
+        first = f"first token {t['first_token_s']:.2f} s, " if t.get("first_token_s") is not None else ""
+        speed = f", {t['decode_tokens_per_s']:.0f} tokens/s" if t.get("decode_tokens_per_s") else ""
+        err.print(f"[dim]{first}total {t['total_s']:.2f} s{speed} · {llm.name} ({llm.describe().get('precision', llm.backend)})[/]",
+                  highlight=False)
+
+
+def ask(
+    question: str = typer.Argument(..., help="Your question, in any language."),
+    k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to retrieve (default: retrieval.k)."),
+    doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
+    show_context: bool = typer.Option(False, "--show-context", help="Print the passages given to the model."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
+    as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON."),
+) -> None:
+    """Answer from your documents, streaming, with numbered citations to pages.
+
+    Sources are listed under the answer ([n] ✓ = cited). If no passage is close enough to the
+    question, it says so instead of guessing.
+
+    Examples:
+      syllabus ask "How much VRAM does LoRA fine-tuning of a 7B model need?"
+      syllabus ask "What is a factor?" -k 8 --doc R-intro.pdf --show-context
+      syllabus ask "LoRA 微調需要多少顯存？" --json
+    """
+    from pipeline.api import KnowledgeBase, answer
+    from pipeline.prompting import load_prompts
+    from pipeline.ui import STATE, emit_json, load_model
+
+    cfg = STATE.config()
+    prompts = load_prompts(cfg)  # template errors surface before anything slow
+    with KnowledgeBase(cfg, STATE.kb_path()) as kb:
+        llm = load_model(cfg, kb.path)
+        kb.embedder.model  # load the embedding model too: timings start with both models ready
+        result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
+                        on_delta=None if as_json else _write,
+                        on_context=_show_context if show_context and not as_json else None)
+    if as_json:
+        emit_json(result.as_dict(messages=show_context))
+    else:
+        _render(result, llm)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network (no authentication!)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+) -> None:
+    """Serve the configured model with an OpenAI-compatible API (/v1/chat/completions, /v1/models).
+
+    Any OpenAI client works against it, including Syllabus itself on another machine
+    (llm.backend: openai, llm.base_url: http://HOST:PORT/v1).
+
+    Examples:
+      syllabus serve --port 8000
+      curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+        -d '{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]}'
+    """
+    from pipeline.llm import options_from_config
+    from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
+    from pipeline.ui import STATE, load_model, note
+
+    cfg = STATE.config()
+    sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
+    llm = load_model(cfg, STATE.kb_path() if STATE.has_kb() else None)
+    limits = ServeLimits(**cfg.serve.model_dump())
+    app_ = create_app(llm, options_from_config(cfg.llm), limits)
+    bound = sock.getsockname()[1]
+    note(f"serving {llm.name} ({llm.describe().get('precision', llm.backend)}, context {llm.context_length}) on "
+         f"http://{host}:{bound}/v1 — OpenAI-compatible; Ctrl-C stops")
+    run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def ask(
-        question: str = typer.Argument(..., help="Your question, in any language."),
-        k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to retrieve (default: retrieval.k)."),
-        doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
-        show_context: bool = typer.Option(False, "--show-context", help="Print the passages given to the model."),
-        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
-        as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON."),
-    ) -> None:
-        """Answer from your documents, streaming, with numbered citations to pages.
-
-        Sources are listed under the answer ([n] ✓ = cited). If no passage is close enough to the
-        question, it says so instead of guessing.
-
-        Examples:
-          syllabus ask "How much VRAM does LoRA fine-tuning of a 7B model need?"
-          syllabus ask "What is a factor?" -k 8 --doc R-intro.pdf --show-context
-          syllabus ask "LoRA 微調需要多少顯存？" --json
-        """
-        from rich.markup import escape
-
-        from pipeline.ask import finish, format_passage, not_found_text, prepare
-        from pipeline.cli import STATE, emit_json, err, out
-        from pipeline.kb import KnowledgeBase
-        from pipeline.llm import options_from_config
-        from pipeline.prompting import load_prompts
-
-        cfg = STATE.config()
-        prompts = load_prompts(cfg)  # template errors surface before anything slow
-        with KnowledgeBase(cfg, STATE.kb_path()) as kb:
-            llm = load_model(cfg, kb.path)
-            kb.embedder.model  # load the embedding model too: timings below start with both models ready
-            started = time.perf_counter()
-            prepared = prepare(kb, llm, prompts, cfg, question, k=k, docs=doc, max_new_tokens=max_tokens)
-        options = options_from_config(cfg.llm, max_new_tokens=max_tokens)
-        if show_context and not as_json:
-            err.print(f"[dim]— context: {len(prepared.citations)} passages, {prepared.context_tokens} tokens —[/]", highlight=False)
-            for c in prepared.citations:
-                err.print(escape(format_passage(c)) + "\n", highlight=False)
-        stream = None
-        stream_started = None
-        if prepared.found:
-            stream_started = time.perf_counter()
-            stream = llm.stream(prepared.messages, options)
-            pieces = []
-            for delta in stream:
-                pieces.append(delta)
-                if not as_json:
-                    sys.stdout.write(delta)
-                    sys.stdout.flush()
-            text = "".join(pieces)
-            if not as_json:
-                sys.stdout.write("\n")
-        else:
-            text = not_found_text(prepared)
-            if not as_json:
-                out.print(escape(text), highlight=False)
-        answer = finish(prepared, text, stream, llm, started, stream_started)
-        answer.timings["load_s"] = getattr(llm, "load_seconds", None)
-        if as_json:
-            data = answer.as_dict()
-            if show_context:
-                data["messages"] = prepared.messages
-            emit_json(data)
-            return
-        if prepared.citations:
-            out.print("\n[bold]Sources[/]" if prepared.found else "\n[bold]Closest passages[/] (not used)", highlight=False)
-            for c in prepared.citations:
-                out.print(_source_line(c), highlight=False)
-        if not STATE.quiet:
-            t = answer.timings
-            first = f"first token {t['first_token_s']:.2f} s, " if t.get("first_token_s") is not None else ""
-            speed = f", {t['decode_tokens_per_s']:.0f} tokens/s" if t.get("decode_tokens_per_s") else ""
-            err.print(f"[dim]{first}total {t['total_s']:.2f} s{speed} · {llm.name} ({llm.describe().get('precision', llm.backend)})[/]",
-                      highlight=False)
-
-    @app.command()
-    def serve(
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes it to the network (no authentication!)."),
-        port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
-    ) -> None:
-        """Serve the configured model with an OpenAI-compatible API (/v1/chat/completions, /v1/models).
-
-        Any OpenAI client works against it, including Syllabus itself on another machine
-        (llm.backend: openai, llm.base_url: http://HOST:PORT/v1).
-
-        Examples:
-          syllabus serve --port 8000
-          curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
-            -d '{"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]}'
-        """
-        from pipeline.cli import STATE, note
-        from pipeline.llm import options_from_config
-        from pipeline.llm.server import ServeLimits, bind_socket, create_app, run_server
-
-        cfg = STATE.config()
-        sock = bind_socket(host, port)  # a busy port fails here, before any model is loaded or claim made
-        kb_path = STATE.kb_path()
-        llm = load_model(cfg, kb_path if (kb_path / "catalog.sqlite").exists() else None)
-        limits = ServeLimits(**cfg.serve.model_dump())
-        app_ = create_app(llm, options_from_config(cfg.llm), limits)
-        bound = sock.getsockname()[1]
-        note(f"serving {llm.name} ({llm.describe().get('precision', llm.backend)}, context {llm.context_length}) on "
-             f"http://{host}:{bound}/v1 — OpenAI-compatible; Ctrl-C stops")
-        run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
+    app.command()(ask)
+    app.command()(serve)

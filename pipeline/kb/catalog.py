@@ -211,6 +211,18 @@ class Catalog:
                 out[r["id"]] = ChunkRow(**{k: r[k] for k in r.keys()})
         return out
 
+    def document_chunks(self, doc_id: int) -> list[ChunkRow]:
+        """A document's chunks in reading order."""
+        rows = self.db.execute(
+            "SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens FROM chunks "
+            "WHERE doc_id=? ORDER BY ord", (doc_id,))
+        return [ChunkRow(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def embeddings(self, ids: list[int]) -> dict[int, bytes]:
+        """Stored float32 embeddings of these chunks (raw bytes), by chunk id."""
+        marks = ",".join("?" for _ in ids)
+        return dict(self.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", ids).fetchall())
+
     def chunk_ids_for_docs(self, doc_ids: list[int]) -> np.ndarray:
         marks = ",".join("?" for _ in doc_ids)
         rows = self.db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", doc_ids).fetchall()

@@ -15,18 +15,20 @@ whose generation differs from the catalog's (a crash between the two) is rebuilt
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
+from ingest.types import Section, Span
 from pipeline.config import Config
-from pipeline.errors import ConfigError, IngestError, KnowledgeBaseError, ModelNotAvailable, SyllabusError
 from pipeline.kb.catalog import PATH_SEP, Catalog, DocumentRow
-from pipeline.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
+from pipeline.kb.types import IngestOutcome
+from pipeline.progress import Progress
+from syllabus_common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
+from syllabus_common.errors import ConfigError, KnowledgeBaseError, SyllabusError
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +36,6 @@ CATALOG = "catalog.sqlite"
 DENSE = "dense.faiss"
 BM25_DIR = "bm25"
 LOCK = ".lock"
-TITLE_WORDS = 10  # section-title words prefixed to a chunk for embedding
-
-
-@dataclass
-class IngestOutcome:
-    path: str
-    status: str  # "added" | "replaced" | "unchanged" | "duplicate" | "failed"
-    message: str = ""
-    doc_id: int | None = None
-    pages: int = 0
-    chunks: int = 0
-    warnings: list[str] = field(default_factory=list)
-    seconds: float | None = None  # a recording's length (its transcript's last section end)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 @dataclass
@@ -76,43 +61,10 @@ class Hit:
         return dict(self.__dict__)
 
 
-class Progress:
-    """Callbacks for long work; the CLI draws them as Rich progress bars. All no-ops by default."""
-
-    def file_started(self, path: str, index: int, total: int) -> None: ...
-    def stage(self, description: str, total: int | None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def position(self, done: float, total: float | None) -> None: ...  # absolute progress (audio seconds)
-    def file_done(self, outcome: IngestOutcome) -> None: ...
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def extract(path: Path, cfg: Config, cache_dir: Path, progress: Progress | None = None, sha256: str | None = None):
-    """Pick the extractor for a file. ``cache_dir`` (the KB's cache/) holds reusable derived data.
-
-    Audio and video (by extension, else by probing with PyAV) are transcribed, with progress in
-    seconds of audio; the rest is PDF."""
-    from ingest.media import is_media
-
-    if is_media(path):
-        from ingest.media_doc import extract_media
-
-        progress = progress or Progress()
-        progress.stage("transcribing (s of audio)", None)
-        return extract_media(path, cfg, cache_dir, on_progress=progress.position, sha256=sha256)
-    from ingest.pdf import extract_pdf
-
-    return extract_pdf(path, strip_headers=cfg.chunking.strip_headers)
-
-
 class KnowledgeBase:
+    """A knowledge-base directory: ``ingest`` files, ``search`` them (hybrid dense + BM25), list and
+    ``remove`` documents. Open it as a context manager; one writer at a time, readers any time."""
+
     def __init__(self, cfg: Config, path: Path | None = None, embedder=None, create: bool = False):
         self.cfg = cfg
         self.path = Path(path) if path is not None else cfg.kb.path
@@ -205,103 +157,10 @@ class KnowledgeBase:
 
     # ----- ingest
     def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[IngestOutcome]:
-        progress = progress or Progress()
-        paths = list(paths)
-        outcomes: list[IngestOutcome] = []
-        self._preflight(paths)
-        lock = self.writer_lock()
-        try:
-            self._check_embed_model()
-            changed = False
-            for i, raw in enumerate(paths):
-                progress.file_started(str(raw), i, len(paths))
-                try:
-                    outcome = self._ingest_one(Path(raw), progress)
-                except IngestError as exc:
-                    outcome = IngestOutcome(str(raw), "failed", str(exc))
-                except (ConfigError, KnowledgeBaseError):
-                    raise  # every file would fail the same way, or the KB itself is in trouble
-                except SyllabusError as exc:  # a model or decoder failing on this file: the batch goes on
-                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {exc}")
-                except Exception as exc:  # a library failing on one odd file must not stop the batch
-                    log.debug("ingest of %s failed", raw, exc_info=True)
-                    outcome = IngestOutcome(str(raw), "failed", f"{raw}: {type(exc).__name__}: {exc}")
-                changed |= outcome.status in ("added", "replaced")
-                outcomes.append(outcome)
-                progress.file_done(outcome)
-            if changed or not self._indexes_current():
-                progress.stage("indexing", None)
-                self.rebuild_indexes()
-        finally:
-            lock.release()
-        return outcomes
+        """Add or update files (see :func:`pipeline.kb.writer.ingest_files`); unchanged ones are skipped."""
+        from pipeline.kb.writer import ingest_files
 
-    def _preflight(self, paths: list) -> None:
-        """What every file of the batch depends on is checked before the first one: a wrong
-        ``asr.model`` is a configuration error (exit 2), not a failure of each recording."""
-        from ingest.media import MEDIA_EXTENSIONS
-
-        if not any(Path(p).suffix.lower() in MEDIA_EXTENSIONS for p in paths):
-            return
-        from ingest.asr import check_model, options_from_config
-
-        try:
-            name, model_options, _ = options_from_config(self.cfg.asr, offline=self.cfg.offline, cache_dir=self.path / "cache")
-            check_model(name, model_options)
-        except ModelNotAvailable as exc:
-            raise ConfigError(f"asr.model: {exc}") from None
-
-    def _ingest_one(self, path: Path, progress: Progress) -> IngestOutcome:
-        if not path.exists():
-            raise IngestError(f"{path}: no such file")
-        if path.is_dir():
-            raise IngestError(f"{path}: is a directory (give files, e.g. {path}/*.pdf)")
-        abspath = str(path.resolve())
-        sha = sha256_file(path)
-        existing = self.catalog.document_by_path(abspath)
-        if existing is not None and existing.sha256 == sha:
-            return IngestOutcome(abspath, "unchanged", "unchanged", existing.id)
-        twins = [d for d in self.catalog.documents_by_sha(sha) if d.path != abspath]
-        if twins and existing is None:
-            return IngestOutcome(abspath, "duplicate", f"same content as {twins[0].path}", twins[0].id)
-
-        doc = extract(path, self.cfg, self.path / "cache", progress, sha256=sha)
-        from pipeline.chunking import Chunker, check_fits
-
-        emb = self.embedder
-        check_fits(self.cfg.chunking.size, emb.max_tokens, emb.special_tokens)
-        progress.stage("chunking", None)
-        chunker = Chunker(emb.count_tokens, self.cfg.chunking.size, self.cfg.chunking.overlap)
-        chunks = chunker.chunk(doc.spans)
-        progress.stage("embedding", len(chunks))
-        vectors = emb.encode([_embed_text(c.section_path, c.text) for c in chunks], progress=progress.advance)
-
-        with self.catalog.transaction():
-            if existing is not None:
-                self.catalog.delete_document(existing.id)
-            doc_id = self.catalog.insert_document(
-                path=abspath, sha256=sha, kind=doc.kind, title=doc.title, author=doc.author,
-                n_pages=len(doc.pages), size_bytes=path.stat().st_size, embed_model=self.embed_model_name,
-                language=doc.language,
-                warnings="\n".join(doc.warnings),
-            )
-            self.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
-            self.catalog.insert_sections(doc_id, [
-                dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
-                     page_end=s.page_end, t_start=s.t_start, t_end=s.t_end)
-                for i, s in enumerate(doc.sections)
-            ])
-            self.catalog.insert_chunks(doc_id, [
-                dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
-                     page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
-                     embedding=vectors[i].astype(np.float32).tobytes())
-                for i, c in enumerate(chunks)
-            ])
-            self.catalog.set_meta("embed_model", self.embed_model_name)
-            self.catalog.bump_generation()
-        status = "replaced" if existing is not None else "added"
-        seconds = max((s.t_end for s in doc.sections if s.t_end is not None), default=None) if doc.kind == "media" else None
-        return IngestOutcome(abspath, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings, seconds)
+        return ingest_files(self, list(paths), progress or Progress())
 
     # ----- remove
     def find_documents(self, ref: str) -> list[DocumentRow]:
@@ -408,7 +267,8 @@ class KnowledgeBase:
 
     # ----- search
     def search(self, query: str, k: int | None = None, fusion: str | None = None,
-               docs: list[str] | None = None) -> list[Hit]:
+               docs: list[str] | None = None, query_vector=None) -> list[Hit]:
+        """``query_vector``: the query's embedding when the caller has it already (see :meth:`embed_query`)."""
         query = query.strip()
         if not query:
             raise SyllabusError("empty query")
@@ -430,7 +290,7 @@ class KnowledgeBase:
         dense_hits: list[tuple[int, float]] = []
         bm25_hits: list[tuple[int, float]] = []
         if fusion in ("rrf", "dense"):
-            dense_hits = dense.search(self.embedder.encode_query(query), n, allowed_ids)
+            dense_hits = dense.search(self.embed_query(query) if query_vector is None else query_vector, n, allowed_ids)
         if fusion in ("rrf", "bm25"):
             mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
             bm25_hits = lexical.search(query, n, mask)
@@ -469,6 +329,32 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
 
+    # ----- stored text
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's unit-length embedding, (dim,) float32."""
+        return np.asarray(self.embedder.encode_query(query), dtype=np.float32).ravel()
+
+    def similarities(self, query_vector: np.ndarray, chunk_ids: list[int]) -> list[float]:
+        """Cosine of the query and each stored chunk (embeddings are unit length: a dot product)."""
+        if not chunk_ids:
+            return []
+        stored = self.catalog.embeddings(list(chunk_ids))
+        return [float(np.frombuffer(stored[c], dtype=np.float32) @ query_vector) if stored.get(c) else 0.0
+                for c in chunk_ids]
+
+    def stored_text(self, doc_id: int) -> tuple[list[Span], list[Section]]:
+        """A document as it was stored: its chunks as spans in reading order (overlaps included) and
+        its outline, for when the file itself is gone or changed."""
+        def path_of(text: str | None) -> tuple[str, ...]:
+            return tuple(p for p in text.split(PATH_SEP) if p) if text else ()
+
+        spans = [Span(text=c.text, section_path=path_of(c.section_path), page=c.page_start, t_start=c.t_start,
+                      t_end=c.t_end) for c in self.catalog.document_chunks(doc_id)]
+        sections = [Section(title=s["title"], level=s["level"], path=path_of(s["path"]), page_start=s["page_start"],
+                            page_end=s["page_end"], t_start=s["t_start"], t_end=s["t_end"])
+                    for s in self.catalog.sections(doc_id)]
+        return spans, sections
+
     def disk_usage(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
@@ -480,14 +366,3 @@ def rrf(rankings: list[list[tuple[int, float]]], k: int) -> dict[int, float]:
         for rank, (cid, _score) in enumerate(ranking, start=1):
             fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
     return fused
-
-
-def _embed_text(section_path: tuple[str, ...], text: str) -> str:
-    """What the dense model sees: the section title gives a passage its topic.
-
-    The title is cut to a few words so it stays inside the tokens ``check_fits`` reserves for it.
-    """
-    if not section_path:
-        return text
-    title = " ".join(section_path[-1].split()[:TITLE_WORDS])
-    return f"{title}\n{text}"

@@ -15,13 +15,10 @@ from pipeline.llm.base import (  # noqa: F401
     GenerationStats,
     LoadContext,
     TextStream,
-    available_backends,
-    load_llm,
     options_from_config,
-    register_backend,
     stream_with_stats,
-    unregister_backend,
 )
+from pipeline.llm.registry import available_backends, load_llm, register_backend, unregister_backend  # noqa: F401
 
 
 def context_for(cfg, kb_path=None, notify=None) -> LoadContext:
@@ -29,9 +26,20 @@ def context_for(cfg, kb_path=None, notify=None) -> LoadContext:
     searched too, for conversions made there before; the device from the config."""
     from pathlib import Path
 
-    from pipeline.models import user_cache_dir
+    from syllabus_common.models import user_cache_dir
 
     dirs = [user_cache_dir()]
     if kb_path is not None and (Path(kb_path) / "catalog.sqlite").exists():
         dirs.append(Path(kb_path) / "cache")
     return LoadContext(cache_dirs=tuple(dirs), device=cfg.device, offline=cfg.offline, notify=notify)
+
+
+def load_model(cfg, kb_path=None, notify=None) -> LLM:
+    """The configured LLM (``llm.model: auto`` resolved by the planner), converted models cached in the
+    KB's cache/ (or the user cache); ``load_seconds`` records how long loading took."""
+    import time
+
+    started = time.perf_counter()
+    llm = load_llm(cfg.llm, context_for(cfg, kb_path, notify=notify))
+    llm.load_seconds = round(time.perf_counter() - started, 3)
+    return llm

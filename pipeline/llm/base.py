@@ -1,12 +1,11 @@
-"""The contract every LLM backend keeps, and the one registry that picks a backend by name.
+"""The contract every LLM backend keeps.
 
 A backend loads a model and offers five things: ``generate`` (streaming text deltas), ``count_tokens``,
 ``context_length``, ``chat_template`` (messages → the prompt the model sees) and a ``name``. The
 callers (``ask``, ``summarize``, ``serve``) only use this surface, so a local model and a remote
 OpenAI-compatible server are interchangeable.
 
-Backends register through :func:`register_backend`, built-ins included (simonw/llm's habit): a test
-registers a fake the same way and ``llm.backend: fake`` picks it.
+Backends register by name in :mod:`pipeline.llm.registry`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -153,48 +151,6 @@ class LoadContext:
     notify: Callable[[str], None] | None = None  # side remarks for the user (fallbacks, one-time conversions)
 
 
-Factory = Callable[..., LLM]  # factory(llm_config, ctx: LoadContext) -> LLM
-_BACKENDS: dict[str, Factory] = {}
-
-
-def register_backend(name: str, factory: Factory, replace: bool = False) -> None:
-    """Make ``llm.backend: <name>`` load models through ``factory(llm_config, ctx)``."""
-    if name in _BACKENDS and not replace:
-        raise ValueError(f"LLM backend {name!r} is already registered")
-    _BACKENDS[name] = factory
-
-
-def unregister_backend(name: str) -> None:
-    _BACKENDS.pop(name, None)
-
-
-def available_backends() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-def load_llm(llm_cfg, ctx: LoadContext | None = None) -> LLM:
-    """Load the model ``llm_cfg`` (the config's ``llm`` section) describes with its backend."""
-    factory = _BACKENDS.get(llm_cfg.backend)
-    if factory is None:
-        raise ConfigError(f"unknown llm.backend {llm_cfg.backend!r}; valid: {', '.join(available_backends())}")
-    ctx = ctx or LoadContext()
-    if llm_cfg.model == "auto" and llm_cfg.backend == "transformers":
-        llm_cfg = llm_cfg.model_copy(update={"model": planned_llm(ctx.offline)})
-    return factory(llm_cfg, ctx)
-
-
-def planned_llm(offline: bool = True) -> str:
-    """``llm.model: auto``: the model the resource planner picks for this machine (`syllabus plan`)."""
-    import logging
-    from types import SimpleNamespace
-
-    from pipeline.planner.plan import resolve_auto
-
-    choice = resolve_auto("llm", SimpleNamespace(offline=offline))  # it reads only .offline
-    logging.getLogger(__name__).info("llm model auto: %s", choice["explanation"])
-    return choice["config_value"]
-
-
 def options_from_config(llm_cfg, **overrides) -> GenerationOptions:
     values = dict(
         max_new_tokens=llm_cfg.max_new_tokens, temperature=llm_cfg.temperature, top_p=llm_cfg.top_p,
@@ -202,20 +158,3 @@ def options_from_config(llm_cfg, **overrides) -> GenerationOptions:
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return GenerationOptions(**values)
-
-
-# Built-ins register through the same path as plugins; their modules (torch, openai) load lazily.
-def _transformers(llm_cfg, ctx: LoadContext) -> LLM:
-    from pipeline.llm.hf import TransformersLLM
-
-    return TransformersLLM.load(llm_cfg, ctx)
-
-
-def _openai(llm_cfg, ctx: LoadContext) -> LLM:
-    from pipeline.llm.remote import OpenAILLM
-
-    return OpenAILLM.load(llm_cfg, ctx)
-
-
-register_backend("transformers", _transformers)
-register_backend("openai", _openai)

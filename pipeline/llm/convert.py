@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ModelNotAvailable
-from pipeline.models import user_cache_dir
+from syllabus_common.errors import ModelNotAvailable
+from syllabus_common.models import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ModelSource:
 
 
 def resolve_source(model: str, gguf_file: str | None, offline: bool) -> ModelSource:
-    from pipeline.models import BUNDLED, resolve_model_path
+    from syllabus_common.models import BUNDLED, resolve_model_path
 
     if model in BUNDLED:
         path = resolve_model_path(model, "llm", offline)
@@ -134,7 +134,7 @@ def converted_gguf(source: ModelSource, cache_dirs: tuple[Path, ...], notify=Non
     same file. Returns the folder and its marker (source path, 4-bit flag). A second process converting
     the same file waits on a lock instead of converting twice; the folder appears atomically.
     """
-    from pipeline.modelcache import build_once, content_key, file_sha256
+    from syllabus_common.modelcache import build_once, content_key, file_sha256
 
     gguf = Path(source.location)
     key = f"gguf-{content_key([gguf], RECIPE)}"  # by content alone: a copy elsewhere finds it too

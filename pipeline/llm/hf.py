@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Iterator
 
-from pipeline.errors import ModelNotAvailable
+from syllabus_common.errors import ModelNotAvailable
 from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, Messages, TextStream, stream_with_stats
 
 log = logging.getLogger(__name__)

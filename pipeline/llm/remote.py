@@ -16,7 +16,7 @@ import logging
 import os
 from functools import lru_cache
 
-from pipeline.errors import SyllabusError
+from syllabus_common.errors import SyllabusError
 from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, Messages, TextStream, stream_with_stats
 
 log = logging.getLogger(__name__)

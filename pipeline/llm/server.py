@@ -321,7 +321,7 @@ def bind_socket(host: str, port: int):
     model loads or anything claims to be serving."""
     import socket
 
-    from pipeline.errors import EnvironmentProblem
+    from syllabus_common.errors import EnvironmentProblem
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -292,10 +292,6 @@ def get_model(name: str) -> Arch:
 
 def decoders() -> list[DecoderArch]:
     return [m for m in MODELS.values() if isinstance(m, DecoderArch)]
-
-
-def whispers() -> list[WhisperArch]:
-    return [m for m in MODELS.values() if isinstance(m, WhisperArch)]
 
 
 def with_name(arch: Arch, name: str) -> Arch:

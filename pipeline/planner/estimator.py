@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GB, GiB
 from pipeline.planner.catalog import Arch, DecoderArch, EncoderArch, WhisperArch
 from pipeline.planner.precision import (FLOAT_BYTES, Precision, gguf_tensor_type, gguf_type_bits, linear_bits,
@@ -462,7 +462,3 @@ def _weights_source(prec: Precision) -> str:
             "gptq": "Frantar et al. 2023; AutoGPTQ packing", "awq": "Lin et al. 2024; AutoAWQ GEMM packing",
             "gguf": "ggml block sizes (gguf GGML_QUANT_SIZES); llama.cpp llama-quant.cpp"}[prec.kind]
 
-
-def fits(est: Estimate, capacity_bytes: int, margin: float) -> bool:
-    """Whether the estimate plus a safety margin (fraction of capacity) fits."""
-    return est.total_bytes <= capacity_bytes * (1 - margin)

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import DecoderArch
 
 CATEGORIES = ("Parameter", "Buffer", "Gradient", "Activation", "Temp", "Optstate", "Other")
@@ -197,7 +197,6 @@ def dry_run(arch: DecoderArch, settings) -> Measurement:
         from transformers import AutoModelForCausalLM
     except ImportError as exc:  # pragma: no cover - torch is a hard dependency
         raise ConfigError(f"--measure needs torch and transformers: {exc}") from None
-    from pipeline.planner.estimator import resolve_targets
     from pipeline.planner.precision import parse_precision
 
     mode = settings.mode
@@ -227,59 +226,78 @@ def dry_run(arch: DecoderArch, settings) -> Measurement:
             torch.set_default_dtype(previous)
         ids = torch.randint(0, arch.vocab, (settings.batch, settings.seq))
         if mode == "inference":
-            model.eval()
-            mt = _tracker()
-            mt.track_external(model)
-            with mt, torch.no_grad():
-                model(input_ids=ids, use_cache=True, logits_to_keep=1)
-                after_forward = mt.get_tracker_snapshot("current")
-            setup = f"no-grad prefill of {settings.seq} tokens × batch {settings.batch}, KV cache on, {param_dtype}"
+            mt, after_forward, setup = _prefill(model, ids, settings, param_dtype)
         else:
-            if mode == "qlora":
-                _quantize_linears_4bit(model, prec.double_quant, half)
-                notes.append("4-bit base linears are a stand-in with bitsandbytes' storage layout")
-            if mode in ("lora", "qlora"):
-                from peft import LoraConfig, get_peft_model
-
-                lcfg = LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank, lora_dropout=0.0,
-                                  target_modules=list(resolve_targets(arch, settings.lora_targets)))
-                model = get_peft_model(model, lcfg)
-            model.train()
-            if settings.grad_ckpt:
-                with warnings.catch_warnings():  # renamed in transformers 5; same behaviour
-                    warnings.simplefilter("ignore", FutureWarning)
-                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-                if mode in ("lora", "qlora"):
-                    model.enable_input_require_grads()
-            trainable = [p for p in model.parameters() if p.requires_grad]
-            opt = _optimizer(settings.optimizer, trainable, notes)
-            for p in trainable:  # warm-up: the optimizer state exists before the measured step
-                p.grad = torch.zeros_like(p)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            mt = _tracker()
-            mt.track_external(model, opt) if not isinstance(opt, _Adam8bitStandIn) else mt.track_external(model)
-            autocast = torch.autocast("cpu", dtype=half) if amp else contextlib.nullcontext()
-            with mt:
-                if isinstance(opt, _Adam8bitStandIn):
-                    for states in opt.state.values():
-                        for s in states:
-                            mt._track(_opt_reftype(), s)
-                with autocast:
-                    # Like the HF Trainer's compute_loss: only the loss outlives the forward pass.
-                    loss = model(input_ids=ids, labels=ids).loss
-                after_forward = mt.get_tracker_snapshot("current")
-                loss.backward()
-                del loss
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            what = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}[mode]
-            setup = (f"{what}: forward+backward+{settings.optimizer} step, {settings.seq} tokens × batch "
-                     f"{settings.batch}, params {param_dtype}{', autocast ' + str(half) if amp else ''}"
-                     f"{', gradient checkpointing' if settings.grad_ckpt else ''}")
+            mt, after_forward, setup = _train_step(model, ids, arch, settings, prec, half, amp, param_dtype, notes)
         peak = mt.get_tracker_snapshot("peak")
     seconds = time.perf_counter() - started
     return Measurement(_flatten(peak), _flatten(after_forward), seconds, setup, notes)
+
+
+def _prefill(model, ids, settings, param_dtype):
+    """No-grad prefill with the KV cache on: (tracker, snapshot after the forward pass, description)."""
+    import torch
+
+    model.eval()
+    mt = _tracker()
+    mt.track_external(model)
+    with mt, torch.no_grad():
+        model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        after_forward = mt.get_tracker_snapshot("current")
+    return mt, after_forward, f"no-grad prefill of {settings.seq} tokens × batch {settings.batch}, KV cache on, {param_dtype}"
+
+
+def _train_step(model, ids, arch, settings, prec, half, amp: bool, param_dtype, notes: list[str]):
+    """One forward + backward + optimizer step after a warm-up step (so the optimizer state exists):
+    (tracker, snapshot after the forward pass, description)."""
+    import torch
+
+    from pipeline.planner.estimator import resolve_targets
+
+    mode = settings.mode
+    if mode == "qlora":
+        _quantize_linears_4bit(model, prec.double_quant, half)
+        notes.append("4-bit base linears are a stand-in with bitsandbytes' storage layout")
+    if mode in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank, lora_dropout=0.0,
+                          target_modules=list(resolve_targets(arch, settings.lora_targets)))
+        model = get_peft_model(model, lcfg)
+    model.train()
+    if settings.grad_ckpt:
+        with warnings.catch_warnings():  # renamed in transformers 5; same behaviour
+            warnings.simplefilter("ignore", FutureWarning)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if mode in ("lora", "qlora"):
+            model.enable_input_require_grads()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = _optimizer(settings.optimizer, trainable, notes)
+    for p in trainable:  # warm-up: the optimizer state exists before the measured step
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    mt = _tracker()
+    mt.track_external(model, opt) if not isinstance(opt, _Adam8bitStandIn) else mt.track_external(model)
+    autocast = torch.autocast("cpu", dtype=half) if amp else contextlib.nullcontext()
+    with mt:
+        if isinstance(opt, _Adam8bitStandIn):
+            for states in opt.state.values():
+                for s in states:
+                    mt._track(_opt_reftype(), s)
+        with autocast:
+            # Like the HF Trainer's compute_loss: only the loss outlives the forward pass.
+            loss = model(input_ids=ids, labels=ids).loss
+        after_forward = mt.get_tracker_snapshot("current")
+        loss.backward()
+        del loss
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    what = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}[mode]
+    setup = (f"{what}: forward+backward+{settings.optimizer} step, {settings.seq} tokens × batch "
+             f"{settings.batch}, params {param_dtype}{', autocast ' + str(half) if amp else ''}"
+             f"{', gradient checkpointing' if settings.grad_ckpt else ''}")
+    return mt, after_forward, setup
 
 
 def _tracker():

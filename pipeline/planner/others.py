@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import EncoderArch, WhisperArch
 from pipeline.planner.estimator import Component, Estimate, Settings, _n, runtime_components
 

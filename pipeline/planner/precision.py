@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 
 FLOAT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 BNB = ("int8", "nf4", "fp4")

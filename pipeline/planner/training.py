@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pipeline.errors import ConfigError
+from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import DecoderArch
 from pipeline.planner.estimator import (Component, Estimate, Settings, _matrices, _n, gradient_bytes,

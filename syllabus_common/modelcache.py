@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from pipeline.models import user_cache_dir
+from syllabus_common.models import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def file_sha256(path: Path, block: int = 1 << 22) -> str:
             h.update(chunk)
     digest = h.hexdigest()
     try:
-        from pipeline.atomic import atomic_write_text
+        from syllabus_common.atomic import atomic_write_text
 
         atomic_write_text(memo, json.dumps({"stamp": stamp, "sha256": digest}))
     except OSError as exc:  # a read-only cache only costs hashing again next time
@@ -83,7 +83,7 @@ def build_once(target: Path, build: Callable[[Path], dict], ready: Callable[[Pat
         return target, found
     from filelock import FileLock
 
-    from pipeline.atomic import atomic_dir
+    from syllabus_common.atomic import atomic_dir
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
@@ -105,7 +105,7 @@ def cached_file(target: Path, build: Callable[[Path], None]) -> Path:
         return target
     from filelock import FileLock
 
-    from pipeline.atomic import atomic_path
+    from syllabus_common.atomic import atomic_path
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
