@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import httpx
@@ -21,22 +20,10 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
 
 @pytest.fixture(scope="module")
 def base_url():
-    import uvicorn
+    from test_serve_hardening import serving
 
-    from pipeline.llm.server import create_app
-
-    app = create_app(shared_llm(), GenerationOptions(max_new_tokens=TEST_MAX_NEW))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(shared_llm()) as root:
+        yield f"{root}/v1"
 
 
 def remote(base_url: str, **kw):
