@@ -10,22 +10,11 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from conftest import ROOT
+from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
 from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, llm_config
 
 BEES = "How do bees tell each other where the flowers are?"
-
-
-@pytest.fixture(scope="module")
-def topic_kb(cfg, embedder, topic_pdf, tmp_path_factory):
-    from pipeline.kb import KnowledgeBase
-
-    kb = KnowledgeBase(cfg, tmp_path_factory.mktemp("chat") / "kb", embedder=embedder, create=True)
-    assert not kb.ingest([topic_pdf])[0].failed
-    yield kb
-    kb.close()
 
 
 def test_a_follow_up_is_retrieved_with_the_previous_question(topic_kb):
