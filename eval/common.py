@@ -51,23 +51,32 @@ def load_questions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def build_kb(pdf: Path, name: str, fresh: bool = False):
-    """Ingest ``pdf`` into eval/work/<name> (reused across runs unless ``fresh``); returns the open KB."""
+# The library setting: every r-doc-pdf manual except the two reference manuals.
+LIBRARY = ("R-FAQ.pdf", "R-admin.pdf", "R-data.pdf", "R-exts.pdf", "R-intro.pdf", "R-ints.pdf", "R-lang.pdf")
+
+
+def build_kb(pdf: Path | list[Path], name: str, fresh: bool = False, cfg=None):
+    """Ingest ``pdf`` (one file or several) into eval/work/<name>; returns the open KB.
+
+    Without ``fresh`` an existing KB is reused: unchanged files are skipped by their hash, and index
+    files built by an older format are rebuilt from the catalog on open."""
     import shutil
 
     from pipeline.config import load_config
     from pipeline.kb import KnowledgeBase
     from syllabus_common.models import enforce_offline
 
-    cfg = load_config(ROOT / "config.yaml")
+    cfg = cfg or load_config(ROOT / "config.yaml")
     enforce_offline(cfg.offline)
     kb_dir = WORK / name
     if fresh and kb_dir.exists():
         shutil.rmtree(kb_dir)
     kb = KnowledgeBase(cfg, kb_dir, create=True)
-    outcomes = kb.ingest([pdf])
-    if any(o.failed for o in outcomes):
-        raise SystemExit(f"ingest of {pdf} failed: {outcomes[0].message}")
+    pdfs = pdf if isinstance(pdf, list) else [pdf]
+    outcomes = kb.ingest(pdfs)
+    failed = [o for o in outcomes if o.failed]
+    if failed:
+        raise SystemExit(f"ingest of {failed[0].path} failed: {failed[0].message}")
     return kb
 
 

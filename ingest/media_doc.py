@@ -103,7 +103,7 @@ def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None
     ``on_progress(done, total)`` gets seconds of audio transcribed (not called for a cached transcript)."""
     path = Path(path)
     transcript = transcribe_cached(path, cfg, Path(cache_dir), on_progress=on_progress, notify=notify, sha256=sha256)
-    sections, spans = time_sections(transcript, cfg.asr.section_seconds, path.stem)
+    sections, spans = lecture_outline(path, transcript, cfg, Path(cache_dir))
     warnings = list(transcript.warnings)
     if not spans:
         raise IngestError(f"{path}: no speech recognised in {duration(transcript.duration)} of audio")
@@ -111,3 +111,21 @@ def extract_media(path: str | Path, cfg, cache_dir: str | Path, on_progress=None
         path=str(path), kind="media", title=path.stem, author="", pages=[], sections=sections, spans=spans,
         warnings=warnings, language=transcript.language, outline_source="time windows",
     )
+
+
+def lecture_outline(path: Path, transcript, cfg, cache_dir: Path | None) -> tuple[list[Section], list[Span]]:
+    """A recording's sections and spans: the transcript in time windows, with the video's slides."""
+    from ingest.lecture import find_lecture_slides, with_slides
+
+    window = cfg.asr.section_seconds
+    sections, spans = time_sections(transcript, window, Path(path).stem)
+    try:
+        slides = find_lecture_slides(Path(path), cfg, cache_dir, transcript.duration)
+    except Exception as exc:  # ModelNotAvailable and friends: the transcript alone still makes a document
+        from syllabus_common.errors import ConfigError, ModelNotAvailable
+
+        if isinstance(exc, (ConfigError, ModelNotAvailable)):
+            raise
+        log.warning("%s: slides skipped (%s: %s)", path, type(exc).__name__, exc)
+        slides = []
+    return with_slides(sections, spans, slides, window)

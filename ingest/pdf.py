@@ -20,12 +20,9 @@ log = logging.getLogger(__name__)
 def _open(path: Path):
     import pymupdf
 
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if path.is_dir():
-        raise IngestError(f"{path}: is a directory")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{path}: empty file (0 bytes)")
+    from ingest.files import check_file
+
+    check_file(path)
     with path.open("rb") as fh:
         head = fh.read(1024)
     if b"%PDF-" not in head:
@@ -103,48 +100,70 @@ def _spans(pages: list[Page], sections: list[Section]) -> list[Span]:
         if not page.text:
             continue
         pos = 0
+        kind = "ocr" if page.ocr else None
         for s in starts.get(page.number, []):
             offset = _title_offset(page.text, s.title, pos)
             offset = pos if offset is None else offset
             if offset > pos and page.text[pos:offset].strip():
-                spans.append(Span(text=page.text[pos:offset].strip(), section_path=current, page=page.number))
+                spans.append(Span(text=page.text[pos:offset].strip(), section_path=current, page=page.number,
+                                  kind=kind))
             pos = offset
             current = s.path
         rest = page.text[pos:].strip()
         if rest:
-            spans.append(Span(text=rest, section_path=current, page=page.number))
+            spans.append(Span(text=rest, section_path=current, page=page.number, kind=kind))
     return spans
 
 
-def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocument:
+def extract_pdf(path: str | Path, strip_headers: bool = True, ocr=None) -> ExtractedDocument:
+    """A PDF as pages, outline and spans. ``ocr``: an :class:`ingest.ocr.PageReader` that reads the
+    pages without a usable text layer (None: such pages are reported, not read)."""
     path = Path(path)
+    return read_document(_open(path), path, "pdf", strip_headers=strip_headers, ocr=ocr)
+
+
+def _page_text(doc, index: int, flags: int, ocr) -> tuple[str, str, bool, bool]:
+    """(text, label, has images, read by OCR) of one page."""
+    page = doc.load_page(index)
+    text = page.get_text("text", flags=flags)  # content-stream order; sort=True costs 13x
+    label = (page.get_label() if doc.is_pdf else "") or str(index + 1)  # labels are a PDF feature
+    has_images = bool(page.get_images(full=False))
+    if ocr is not None and ocr.wanted(page, text):
+        return ocr.read(page), label, has_images, True
+    return text, label, has_images, False
+
+
+def read_document(doc, path: Path, kind: str, strip_headers: bool = True, ocr=None) -> ExtractedDocument:
+    """Any document PyMuPDF opened (PDF, EPUB, MOBI, FB2, XPS, CBZ): pages, outline, metadata.
+
+    Takes ownership of ``doc`` and closes it. Pages of a reflowable book are the ones PyMuPDF lays
+    out; their numbers are locations, not printed pages."""
     import pymupdf
 
     # PyMuPDF's text defaults minus ligature preservation, so "ﬁne" comes out as "fine".
     flags = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES
-    doc = _open(path)
     try:
         raw_pages: list[str] = []
         labels: list[str] = []
         image_pages: set[int] = set()
-        damaged: list[int] = []
+        ocr_pages: set[int] = set()
         # MuPDF rebuilds a broken cross-reference table (a truncated download, a crashed writer) and
         # says so in is_repaired: such a file is damaged, not scanned, whatever its pages hold.
         repaired = bool(getattr(doc, "is_repaired", False))
         for index in range(doc.page_count):
             try:
-                page = doc.load_page(index)
-                text = page.get_text("text", flags=flags)  # content-stream order; sort=True costs 13x
-                label = page.get_label() or str(index + 1)
-                has_images = bool(page.get_images(full=False))
+                text, label, has_images, by_ocr = _page_text(doc, index, flags, ocr)
+            except IngestError:
+                raise
             except Exception as exc:
                 if not repaired:
                     raise IngestError(f"{path}: page {index + 1} is damaged ({exc})") from None
-                text, label, has_images = "", str(index + 1), False
-                damaged.append(index + 1)
+                text, label, has_images, by_ocr = "", str(index + 1), False, False
             raw_pages.append(text)
             labels.append(label)
-            if not text.strip() and has_images:
+            if by_ocr:
+                ocr_pages.add(index + 1)
+            elif not text.strip() and has_images:
                 image_pages.add(index + 1)
         toc = doc.get_toc(simple=True)
         meta = doc.metadata or {}
@@ -154,30 +173,36 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
 
     cleaned = clean_pages(raw_pages, labels, strip_headers=strip_headers)
     pages = [
-        Page(number=i + 1, label=labels[i], text=cleaned[i], has_text_layer=bool(raw_pages[i].strip()))
+        Page(number=i + 1, label=labels[i], text=cleaned[i],
+             has_text_layer=bool(raw_pages[i].strip()) and (i + 1) not in ocr_pages, ocr=(i + 1) in ocr_pages)
         for i in range(page_count)
     ]
     readable = sum(1 for p in pages if p.text)
+    what = "PDF" if kind == "pdf" else kind.upper()
     if repaired:
-        state = f"damaged or truncated PDF (repaired; {readable} of {page_count} pages readable)"
+        state = f"damaged or truncated {what} (repaired; {readable} of {page_count} pages readable)"
         if not readable:
             raise IngestError(f"{path}: {state}; get a complete copy of the file")
     if not readable:
-        raise IngestError(
-            f"{path}: no extractable text on any of its {page_count} pages (a scanned PDF? run OCR first, e.g. ocrmypdf)"
-        )
-    sections, outline_source = _outline(path, toc, page_count)
+        hint = "turn on OCR (ocr.enabled: auto)" if ocr is None else "OCR found no text either"
+        raise IngestError(f"{path}: no extractable text on any of its {page_count} pages (a scan? {hint})")
+    if kind == "pdf":
+        sections, outline_source = _outline(path, toc, page_count)
+    else:  # an e-book's table of contents, or nothing: font sizes of a laid-out book say little
+        sections = _sections_from_toc(toc, page_count)
+        outline_source = "toc" if sections else "windows"
     warnings = [state + "; the rest is indexed"] if repaired else []
+    if ocr_pages:
+        warnings.append(f"{len(ocr_pages)} page(s) without a text layer read by OCR: {_listed(ocr_pages)}")
     if image_pages:
-        listed = ", ".join(str(n) for n in sorted(image_pages)[:10]) + (" …" if len(image_pages) > 10 else "")
-        warnings.append(f"{len(image_pages)} page(s) have no text layer (images only), not searchable: {listed}")
-    blank = [p.number for p in pages if not p.has_text_layer and p.number not in image_pages]
+        warnings.append(f"{len(image_pages)} page(s) have no text layer (images only), not searchable: {_listed(image_pages)}")
+    blank = [p.number for p in pages if not p.has_text_layer and p.number not in image_pages | ocr_pages]
     if blank and len(blank) == page_count:
         warnings.append("every page is blank")
     title = (meta.get("title") or "").strip() or path.stem
     return ExtractedDocument(
         path=str(path),
-        kind="pdf",
+        kind=kind,
         title=title,
         author=(meta.get("author") or "").strip(),
         pages=pages,
@@ -186,6 +211,10 @@ def extract_pdf(path: str | Path, strip_headers: bool = True) -> ExtractedDocume
         warnings=warnings,
         outline_source=outline_source,
     )
+
+
+def _listed(numbers: set[int]) -> str:
+    return ", ".join(str(n) for n in sorted(numbers)[:10]) + (" …" if len(numbers) > 10 else "")
 
 
 def _outline(path: Path, toc: list[list], page_count: int) -> tuple[list[Section], str]:

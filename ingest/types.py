@@ -11,6 +11,7 @@ class Page:
     label: str  # printed page label ("iv", "12"); the physical number when the PDF defines none
     text: str
     has_text_layer: bool  # False: no extractable text (a scan or a picture), reported, not dropped
+    ocr: bool = False  # the text was recognised from the page's image
 
 
 @dataclass
@@ -36,12 +37,13 @@ class Span:
     page: int | None = None
     t_start: float | None = None  # seconds, for transcripts
     t_end: float | None = None
+    kind: str | None = None  # None: the document's own text (text layer, transcript); "ocr"; "slide"
 
 
 @dataclass
 class ExtractedDocument:
     path: str
-    kind: str  # "pdf" | "media"
+    kind: str  # "pdf" | "media" | "epub" | "mobi" | "fb2" | "xps" | "cbz" | "pptx" | "docx" | "md" | "html" | "txt"
     title: str
     author: str
     pages: list[Page]

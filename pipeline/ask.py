@@ -37,10 +37,17 @@ class Citation:
     text: str  # the passage as given to the model (perhaps trimmed to fit)
     similarity: float  # cosine of question and passage embeddings
     cited: bool = False  # the answer refers to [n]
+    doc_kind: str = ""  # pdf, media, epub, pptx, ...
+    chunk_kind: str | None = None  # None: the document's own text; "ocr" or "slide"
+    t_start: float | None = None
+    t_end: float | None = None
 
     @property
     def where(self) -> str:
-        return place(self.page, self.page_end, self.page_label, self.page_label_end) or self.time or ""
+        from syllabus_common.places import located
+
+        where = place(self.page, self.page_end, self.page_label, self.page_label_end) or self.time or ""
+        return located(where, self.doc_kind, self.chunk_kind, self.page, self.page_end, self.t_start, self.t_end)
 
 
 @dataclass
@@ -70,7 +77,13 @@ class Answer:
     # The prompt as the model saw it, and its passage tokens; not part of as_dict() unless asked.
     messages: list[dict] = field(default_factory=list, repr=False)
     context_tokens: int = 0
-    # Later stages add their own fields here with defaults (evidence, verdicts, ...).
+    # Evidence first (pipeline.trusted): the mode used, the evidence sentences with their citations,
+    # a verdict per generated sentence, the note shown when the evidence stands alone.
+    mode: str = ""
+    evidence: list[dict] = field(default_factory=list)
+    verdicts: list[dict] = field(default_factory=list)
+    note: str = ""
+    faithfulness: str = ""
 
     @property
     def passages(self) -> list[str]:
@@ -113,7 +126,8 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
         Citation(
             n=i + 1, doc=h.title, path=h.path, page_label=h.page_label, page=h.page_start, page_end=h.page_end,
             page_label_end=h.page_label_end, section=h.section, time=time_span(h.t_start, h.t_end) if h.t_start is not None else None,
-            text=h.text, similarity=round(s, 4),
+            text=h.text, similarity=round(s, 4), doc_kind=h.kind, chunk_kind=h.chunk_kind, t_start=h.t_start,
+            t_end=h.t_end,
         )
         for i, (h, s) in enumerate(zip(hits, sims))
     ]
@@ -183,34 +197,45 @@ def not_found_text(prepared: Prepared) -> str:
 def answer(kb, llm: LLM, question: str, k: int | None = None, docs: list[str] | None = None,
            max_new_tokens: int | None = None, prompts: PromptSet | None = None, cfg=None,
            on_delta: Callable[[str], None] | None = None,
-           on_context: Callable[[Prepared], None] | None = None) -> Answer:
-    """Answer ``question`` from the knowledge base ``kb`` with ``llm``, citing passages as ``[n]``.
+           on_context: Callable[[Prepared], None] | None = None,
+           on_evidence: Callable | None = None, mode: str | None = None, show_unsupported: bool = False) -> Answer:
+    """Answer ``question`` from the knowledge base ``kb`` with ``llm``: evidence first, then the
+    ``mode``'s answer (``ask.mode``: auto | extractive | generative), every generated sentence
+    checked against the evidence it cites (:mod:`pipeline.trusted`).
 
-    The answer streams through ``on_delta(text)`` as the model writes it (not called when nothing
-    was found: no model is asked then); ``on_context(prepared)`` sees the passages and the prompt
-    before generation starts. ``cfg``: default the knowledge base's. Timings count from this call
-    (load the models before it)."""
+    ``on_evidence(trusted)`` sees the evidence before the model is asked; the checked answer goes
+    through ``on_delta(text)`` once (not called when nothing was found: no model is asked then);
+    ``on_context(prepared)`` sees the passages. ``show_unsupported`` keeps unsupported sentences,
+    marked. ``cfg``: default the knowledge base's. Timings count from this call (load the models
+    before it)."""
     from pipeline.llm import options_from_config
     from pipeline.prompting import load_prompts
+    from pipeline.trusted import answer_passages
 
     cfg = cfg or kb.cfg
     prompts = prompts or load_prompts(cfg)
     started = time.perf_counter()
-    prepared = prepare(kb, llm, prompts, cfg, question, k=k, docs=docs, max_new_tokens=max_new_tokens)
+    every = cfg.model_copy(update={"ask": cfg.ask.model_copy(update={"context_tokens": 0})})  # evidence reads all hits
+    prepared = prepare(kb, llm, prompts, every, question, k=k, docs=docs, max_new_tokens=max_new_tokens)
     if on_context is not None:
         on_context(prepared)
-    stream = stream_started = None
-    if prepared.found:
-        stream_started = time.perf_counter()
-        stream = llm.stream(prepared.messages, options_from_config(cfg.llm, max_new_tokens=max_new_tokens))
-        pieces = []
-        for delta in stream:
-            pieces.append(delta)
-            if on_delta is not None:
-                on_delta(delta)
-        text = "".join(pieces)
-    else:
-        text = not_found_text(prepared)
-    result = finish(prepared, text, stream, llm, started, stream_started)
+    if not prepared.found:
+        result = finish(prepared, not_found_text(prepared), None, llm, started)
+        result.timings["load_s"] = getattr(llm, "load_seconds", None)
+        return result
+    options = options_from_config(cfg.llm, max_new_tokens=max_new_tokens)
+    trusted = answer_passages(prepared, kb.embedder, llm, prompts, cfg, options, mode, on_evidence)
+    text = trusted.body(show_unsupported)
+    if on_delta is not None and text:
+        on_delta(text)
+    result = finish(prepared, text, None, llm, started)
+    cited = {e.passage for e in trusted.evidence if e.n in trusted.cited}
+    for c in result.citations:
+        c.cited = c.n in cited
+    result.mode, result.note, result.faithfulness = trusted.mode, trusted.note, trusted.faithfulness.line
+    result.evidence = [e.as_dict() for e in trusted.evidence]
+    result.verdicts = [v.as_dict() for v in trusted.verdicts]
+    result.timings.update(trusted.timings)
+    result.timings["first_token_s"] = trusted.timings.get("evidence_at_s")
     result.timings["load_s"] = getattr(llm, "load_seconds", None)
     return result

@@ -29,6 +29,7 @@ class Chunk:
     page_end: int | None = None
     t_start: float | None = None
     t_end: float | None = None
+    kind: str | None = None  # None: the document's own text; "ocr" or "slide" (see Span.kind)
 
 
 def check_fits(size: int, model_max_tokens: int, special_tokens: int) -> None:
@@ -66,7 +67,8 @@ class Chunker:
 
     def chunk(self, spans: list[Span]) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for path, group in groupby(spans, key=lambda s: s.section_path):
+        # A chunk holds one kind of text, so OCR'd pages and slides stay marked as such.
+        for (path, kind), group in groupby(spans, key=lambda s: (s.section_path, s.kind)):
             group = [s for s in group if s.text.strip()]
             if not group:
                 continue
@@ -84,11 +86,11 @@ class Chunker:
                 end = begin + len(doc.page_content)
                 covered = [s for s, st in zip(group, starts) if st < end and st + len(s.text) > begin] or group[:1]
                 for piece in self._hard_split(doc.page_content):
-                    chunks.append(_located(piece, path, covered, self.count_tokens(piece)))
+                    chunks.append(_located(piece, path, covered, self.count_tokens(piece), kind))
         return chunks
 
 
-def _located(text: str, path: tuple[str, ...], covered: list[Span], n_tokens: int) -> Chunk:
+def _located(text: str, path: tuple[str, ...], covered: list[Span], n_tokens: int, kind: str | None = None) -> Chunk:
     pages = [s.page for s in covered if s.page is not None]
     t0 = [s.t_start for s in covered if s.t_start is not None]
     t1 = [s.t_end for s in covered if s.t_end is not None]
@@ -100,4 +102,5 @@ def _located(text: str, path: tuple[str, ...], covered: list[Span], n_tokens: in
         page_end=max(pages) if pages else None,
         t_start=min(t0) if t0 else None,
         t_end=max(t1) if t1 else None,
+        kind=kind,
     )

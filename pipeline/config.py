@@ -61,12 +61,40 @@ class EmbeddingConfig(_Strict):
     runtime: Literal["onnx", "torch"]
 
 
+class RerankConfig(_Strict):
+    method: str = Field(min_length=1)  # a registered re-ranker (pipeline.rerank)
+    depth: int = Field(ge=1, le=1000)
+    model: str | None = None
+    weights: dict[str, float]  # features re-ranker: feature → weight (pipeline.rerank.FEATURES)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        from pipeline.rerank import FEATURES
+
+        unknown = sorted(set(value) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; valid: {', '.join(FEATURES)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("weights must be ≥ 0")
+        return value
+
+
+class DiversifyConfig(_Strict):
+    max_per_doc: int = Field(ge=0)
+    margin: float = Field(ge=0)
+    max_per_page: int = Field(ge=0)
+
+
 class RetrievalConfig(_Strict):
     k: int = Field(ge=1, le=1000)
     fusion: Literal["rrf", "dense", "bm25"]
     rrf_k: int = Field(ge=1)
     candidates: int = Field(ge=1, le=10000)
     stemmer: str
+    scope_from_question: bool
+    rerank: RerankConfig
+    diversify: DiversifyConfig
 
     @field_validator("stemmer")
     @classmethod
@@ -143,6 +171,27 @@ class ASRConfig(_Strict):
         return value
 
 
+class OCRConfig(_Strict):
+    """OCR of pages without a text layer (scans, CBZ) and of lecture-video slides."""
+
+    enabled: Literal["auto", "always", "never"]
+    engine: Literal["rapidocr", "tesseract"]
+    languages: list[Literal["en", "zh-TW", "zh-CN"]] = Field(min_length=1)
+    dpi: int = Field(ge=72, le=600)
+    threads: int = Field(ge=0, le=1024)
+
+
+class SlidesConfig(_Strict):
+    """Slides found in lecture videos (`ingest`, `transcribe --slides`)."""
+
+    enabled: bool
+    sample_seconds: float = Field(gt=0, le=60)
+    grid: int = Field(ge=2, le=32)
+    cell_change: float = Field(gt=0, le=255)
+    min_changed_cells: float = Field(gt=0, le=1)
+    stable_seconds: float = Field(ge=0, le=600)
+
+
 class LLMConfig(_Strict):
     """The language model behind `ask`, `summarize` and `serve` (pipeline/llm)."""
 
@@ -190,6 +239,8 @@ class PromptsConfig(_Strict):
 class AskConfig(_Strict):
     min_similarity: float = Field(ge=-1, le=1)
     context_tokens: int = Field(ge=0)
+    mode: Literal["auto", "extractive", "generative"] = "auto"
+    evidence: int = Field(default=3, ge=1, le=10)
 
 
 class SummarizeConfig(_Strict):
@@ -222,6 +273,8 @@ class Config(_Strict):
     ask: AskConfig
     summarize: SummarizeConfig
     asr: ASRConfig
+    ocr: OCRConfig
+    slides: SlidesConfig
     # Where the user's values came from (for messages and `syllabus config`); not a setting.
     source: str | None = Field(default=None, exclude=True)
 

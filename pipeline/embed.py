@@ -95,8 +95,9 @@ class Embedder:
     def special_tokens(self) -> int:
         return len(self._tokenizer("", add_special_tokens=True)["input_ids"])
 
-    def encode(self, texts: list[str], progress=None) -> np.ndarray:
-        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch."""
+    def encode(self, texts: list[str], progress=None, batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch of
+        ``batch_size`` (default: the configured one)."""
         import contextlib
 
         import torch
@@ -107,10 +108,10 @@ class Embedder:
 
         def batch(part: list[str]) -> np.ndarray:
             with torch.inference_mode(), cast:
-                return self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                return self.model.encode(part, batch_size=len(part), normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
 
-        return encode_sorted(texts, self.batch_size, self.dim, batch, progress)
+        return encode_sorted(texts, batch_size or self.batch_size, self.dim, batch, progress)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]

@@ -260,14 +260,15 @@ class OnnxEmbedder:
     def special_tokens(self) -> int:
         return len(self._counter.encode("", add_special_tokens=True).ids)
 
-    def encode(self, texts: list[str], progress=None) -> np.ndarray:
-        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch."""
+    def encode(self, texts: list[str], progress=None, batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dim); ``progress(n)`` after each batch of
+        ``batch_size`` (default: the configured one)."""
         from pipeline.embed import encode_sorted
 
         backend = self._backend
         if not isinstance(backend, OnnxSession):
-            return backend.encode(texts, progress)
-        return encode_sorted(texts, self.batch_size, self.dim, backend.encode, progress)
+            return backend.encode(texts, progress, batch_size)
+        return encode_sorted(texts, batch_size or self.batch_size, self.dim, backend.encode, progress)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]

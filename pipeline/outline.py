@@ -75,16 +75,21 @@ def from_document(doc: ExtractedDocument, identity: str) -> DocText:
                    sections=doc.sections, outline_source=doc.outline_source)
 
 
-def from_pdf(path: Path, strip_headers: bool = True, sha256: str | None = None) -> DocText:
+def from_pdf(path: Path, strip_headers: bool = True, sha256: str | None = None, cache_dir: Path | None = None) -> DocText:
+    """A PDF, e-book, slide deck or notes file (:mod:`ingest.formats`); pages without a text layer are
+    read by OCR, cached in ``cache_dir`` (default: the user cache)."""
+    from ingest.formats import extract_document
     from ingest.hashing import sha256_file
-    from ingest.pdf import extract_pdf
+    from syllabus_common.models import user_cache_dir
 
-    return from_document(extract_pdf(path, strip_headers=strip_headers), sha256 or sha256_file(path))
+    doc = extract_document(path, None, cache_dir or user_cache_dir(), strip_headers=strip_headers)
+    return from_document(doc, sha256 or sha256_file(path))
 
 
 def from_file(path: Path, cfg, cache_dir: Path, progress=None, notify=None, sha256: str | None = None) -> DocText:
-    """A PDF or a recording, extracted as the knowledge base would (a recording's transcript from
-    ``cache_dir/transcripts``, made now if missing, in ``asr.section_seconds`` windows)."""
+    """A document or a recording, extracted as the knowledge base would (a recording's transcript from
+    ``cache_dir/transcripts``, made now if missing, in ``asr.section_seconds`` windows; OCR from
+    ``cache_dir/ocr``)."""
     from ingest.document import extract
     from ingest.hashing import sha256_file
 
@@ -94,13 +99,14 @@ def from_file(path: Path, cfg, cache_dir: Path, progress=None, notify=None, sha2
     return from_document(doc, digest)
 
 
+
 def from_kb(kb, doc_row) -> DocText:
     """A knowledge-base document: its PDF when still there and unchanged, else its stored chunks."""
     from ingest.hashing import sha256_file
 
     path = Path(doc_row.path)
-    if doc_row.kind == "pdf" and path.is_file() and sha256_file(path) == doc_row.sha256:
-        text = from_pdf(path, kb.cfg.chunking.strip_headers, sha256=doc_row.sha256)
+    if doc_row.kind != "media" and path.is_file() and sha256_file(path) == doc_row.sha256:
+        text = from_pdf(path, kb.cfg.chunking.strip_headers, sha256=doc_row.sha256, cache_dir=kb.path / "cache")
         text.title = doc_row.title
         return text
     stored, sections = kb.stored_text(doc_row.id)
@@ -108,7 +114,7 @@ def from_kb(kb, doc_row) -> DocText:
     previous = ""
     for s in stored:
         spans.append(Span(text=_strip_overlap(previous, s.text), section_path=s.section_path, page=s.page,
-                          t_start=s.t_start, t_end=s.t_end))
+                          t_start=s.t_start, t_end=s.t_end, kind=s.kind))
         previous = s.text
     return DocText(
         title=doc_row.title, path=doc_row.path, kind=doc_row.kind, identity=doc_row.sha256,

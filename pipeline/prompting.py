@@ -25,6 +25,9 @@ TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "reduce": (frozenset({"summaries"}), frozenset({"title", "pages", "language", "book", "kind", "parts"})),
     "book": (frozenset({"summaries"}), frozenset({"title", "language", "chapters", "kind", "parts"})),
     "not_found": (frozenset(), frozenset({"question", "language"})),
+    # generation on selected evidence (pipeline.trusted) and prose from key points (pipeline.keypoints)
+    "evidence_answer": (frozenset({"evidence", "question"}), frozenset({"language"})),
+    "key_points": (frozenset({"points"}), frozenset({"title", "pages", "language", "kind", "parts"})),
 }
 TEMPLATE_LANGUAGES = ("en", "zh-TW")
 # {kind} and {parts} in the summary templates: what is summarized, in the template's language.

@@ -28,7 +28,9 @@ def document_for(source: str | Path, cfg, kb_path: Path | None = None, progress:
 
         if is_media(path):
             return lecture(path, cfg, Path(kb_path) if found_kb else None, progress, notify)
-        return from_pdf(path, cfg.chunking.strip_headers)
+        from syllabus_common.models import user_cache_dir
+
+        return from_file(path, cfg, Path(kb_path) / "cache" if found_kb else user_cache_dir())
     if not found_kb:
         raise KnowledgeBaseError(f"{source}: no such file, and no knowledge base at {kb_path} to look it up in")
     with KnowledgeBase(cfg, kb_path) as kb:

@@ -95,12 +95,14 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
 def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | Path | None = None,
                      formats: str | list[str] | None = None, restart: bool = False,
                      progress: Progress | None = None, notify: Callable[[str], None] | None = None,
-                     on_loaded: Callable[[TranscribeBatch], None] | None = None) -> TranscribeBatch:
+                     on_loaded: Callable[[TranscribeBatch], None] | None = None,
+                     slides: bool = False) -> TranscribeBatch:
     """Transcribe ``files`` with one loaded model; each file resumes from its checkpoint unless
     ``restart``. ``asr``: an ``ASRConfig`` (default ``cfg.asr``); ``output_dir``: default beside each
     input. A bad file is reported in its result and the batch goes on; a config error stops it.
     ``progress`` sees ``file_started``, ``stage``, ``position`` (audio seconds) and ``file_done(result)``;
-    ``on_loaded(batch)`` is called once the model is ready."""
+    ``on_loaded(batch)`` is called once the model is ready. ``slides``: also write the slides a video
+    shows, OCR'd, with their times (``<stem>.slides.txt``/``.json``; OCR cached in the user cache)."""
     from ingest.asr import load_backend, options_from_config
     from ingest.asr.runner import checkpoint_path, finish, transcribe_file
     from ingest.transcript import output_paths, parse_formats, write_outputs
@@ -128,6 +130,11 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
             t = transcribe_file(path, engine, decode, ck, zh_variant=asr.zh_variant, block_seconds=asr.block_seconds,
                                 restart=restart, notify=notify, on_progress=progress.position)
             written = write_outputs(t, output_paths(path, out_dir, fmts, stems[path]))
+            if slides:
+                from ingest.lecture import write_slide_files
+                from syllabus_common.models import user_cache_dir
+
+                written += write_slide_files(path, out_dir, stems[path], cfg, user_cache_dir(), t.duration)
             finish(ck)
         except ConfigError:
             raise

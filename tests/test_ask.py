@@ -32,18 +32,20 @@ def ask_cfg():
 def test_answer_cites_the_page_holding_the_fact(topic_kb, ask_cfg):
     llm = shared_llm()
     question, page, label = BEES
-    deltas = []
-    answer = ask(topic_kb, llm, question, k=3, prompts=PromptSet(), cfg=ask_cfg, on_delta=deltas.append)
+    deltas, seen = [], []
+    answer = ask(topic_kb, llm, question, k=3, prompts=PromptSet(), cfg=ask_cfg, on_delta=deltas.append,
+                 on_evidence=seen.append)
     assert answer.found and answer.language == "en"
     assert llm.count_chat_tokens(answer.messages) + TEST_MAX_NEW <= llm.context_length
-    text = "".join(deltas)  # streamed as written, the same text as the result
-    assert answer.answer.strip() and answer.answer == text.strip()
+    assert seen and seen[0].evidence  # the evidence is shown before any model writes
+    assert answer.answer == "".join(deltas).strip()  # the checked answer, as delivered
     top = answer.citations[0]
     assert (top.page, top.page_label) == (page, label), [(c.page, c.page_label) for c in answer.citations]
     assert "waggle dance" in top.text and top.doc == "A Book of Small Facts"
-    # Every [n] the model wrote maps to a passage it was given, and is flagged as cited.
-    numbers = {c.n for c in answer.citations}
-    assert {n for n in cited_numbers(text) if n in numbers} == {c.n for c in answer.citations if c.cited}
+    assert any(e["page"] == page and e["page_label"] == label and "waggle" in e["text"] for e in answer.evidence)
+    # A passage is flagged as cited only if evidence the answer rests on came from it.
+    assert {c.n for c in answer.citations if c.cited} <= {e["passage"] for e in answer.evidence}
+    assert all(v["supported"] for v in answer.verdicts if v["text"] in answer.answer)
     data = answer.as_dict()
     for key in ("doc", "page_label", "page", "section", "text"):
         assert key in data["citations"][0]

@@ -49,8 +49,8 @@ def test_ingest_expands_folders_to_supported_files(tmp_path):
     from ingest.document import expand_inputs
 
     (tmp_path / "sub").mkdir()
-    for name in ("b.pdf", "sub/a.PDF", "sub/talk.m4a", "notes.txt", ".hidden.pdf"):
+    for name in ("b.pdf", "sub/a.PDF", "sub/talk.m4a", "data.csv", "deck.pptx", ".hidden.pdf"):
         (tmp_path / name).write_bytes(b"x")
-    single = tmp_path / "notes.txt"
+    single = tmp_path / "data.csv"
     got = expand_inputs([tmp_path, single])
-    assert got == [tmp_path / "b.pdf", tmp_path / "sub/a.PDF", tmp_path / "sub/talk.m4a", single]
+    assert got == [tmp_path / "b.pdf", tmp_path / "deck.pptx", tmp_path / "sub/a.PDF", tmp_path / "sub/talk.m4a", single]

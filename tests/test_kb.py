@@ -11,7 +11,7 @@ import pytest
 import pdfgen
 from conftest import run_cli
 from syllabus_common.errors import KnowledgeBaseError
-from pipeline.kb.store import rrf
+from pipeline.kb.search import rrf
 
 
 def test_search_finds_the_page_holding_the_answer(kb_factory, topic_pdf):

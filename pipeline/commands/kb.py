@@ -26,18 +26,21 @@ def _outcome_line(o) -> str:
 
 
 def ingest(
-    files: List[Path] = typer.Argument(..., help="PDF, audio or video files (or folders of them) to add or update.", show_default=False),
+    files: List[Path] = typer.Argument(..., help="PDFs, e-books (epub, mobi, fb2, xps, cbz), pptx, docx, md, html, txt, audio or video files (or folders of them) to add or update.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
 ) -> None:
     """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
 
     Audio and video files (mp4, mkv, webm, mov, mp3, m4a, wav, flac, ogg, ...) are transcribed
     with the asr settings (or their cached transcript is reused) and indexed in time windows, so
-    hits cite times such as 12:31–13:05.
+    hits cite times such as 12:31–13:05; the slides a video shows are found, read by OCR and
+    indexed with their time ranges. Pages without a text layer (scans) are read by OCR
+    (ocr.enabled); e-books, slide decks and notes are indexed with their chapters or slides.
 
     Examples:
       syllabus ingest book.pdf notes/*.pdf
       syllabus ingest lecture.mp4 talk.m4a
+      syllabus ingest book.epub deck.pptx notes.docx notes.md scanned.pdf
       syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
       syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
     """
@@ -50,7 +53,7 @@ def ingest(
     started = time.perf_counter()
     files = expand_inputs(files)
     if not files:
-        raise SyllabusError("no PDF or media files found in the given folders")
+        raise SyllabusError("no documents or media files found in the given folders")
     with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
         with bars(quiet=as_json, files=len(files), describe=_outcome_line) as progress:
             outcomes = kb.ingest(files, progress)
@@ -87,11 +90,12 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON."
         emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
         return
     table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
-    for col in ("id", "title", "file", "pages", "sections", "chunks", "size", "added"):
+    for col in ("id", "title", "file", "kind", "pages", "OCR", "sections", "chunks", "size", "added"):
         table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
     for d in docs:
         table.add_row(
-            str(d.id), d.title, Path(d.path).name, str(d.n_pages), str(d.n_sections), str(d.n_chunks),
+            str(d.id), d.title, Path(d.path).name, d.kind, str(d.n_pages), str(d.n_ocr_pages or ""), str(d.n_sections),
+            str(d.n_chunks),
             f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
@@ -114,7 +118,7 @@ def search(
     from rich.markup import escape
 
     from syllabus_common.errors import ConfigError
-    from syllabus_common.places import place
+    from syllabus_common.places import located, place
     from pipeline.ui import STATE, emit_json, out
     from pipeline.api import KnowledgeBase
 
@@ -131,8 +135,9 @@ def search(
         out.print("no passages found")
         return
     for rank, h in enumerate(hits, 1):
-        where = place(h.page_start, h.page_end, h.page_label, h.page_label_end, h.t_start, h.t_end)
-        head = f"[bold]{rank}. {escape(h.title)}[/] · {where}"
+        where = located(place(h.page_start, h.page_end, h.page_label, h.page_label_end, h.t_start, h.t_end),
+                        h.kind, h.chunk_kind, h.page_start, h.page_end, h.t_start, h.t_end)
+        head = f"[bold]{rank}. {escape(h.title)}[/]" + (f" · {where}" if where else "")
         if h.section:
             head += f" · [italic]{escape(h.section)}[/]"
         head += f"  [dim]score {h.score:.4f}[/]"

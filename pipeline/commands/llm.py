@@ -33,13 +33,25 @@ def _write(delta: str) -> None:
     sys.stdout.flush()
 
 
+def _show_evidence(trusted) -> None:
+    from pipeline.evidence import evidence_block
+
+    if trusted.evidence:
+        heading = "證據" if trusted.language == "zh-TW" else "Evidence"
+        _write(f"{heading}:\n{evidence_block(trusted.evidence)}\n\n")
+
+
 def _render(result, llm) -> None:
     from rich.markup import escape
 
     from pipeline.ui import STATE, err, out
 
     if result.found:
+        if result.note:
+            sys.stdout.write(("\n\n" if result.answer else "") + result.note)
         sys.stdout.write("\n")
+        if result.faithfulness and result.verdicts and not STATE.quiet:
+            err.print(f"[dim]{result.faithfulness}[/]", highlight=False)
     else:
         out.print(escape(result.answer), highlight=False)
     if result.citations:
@@ -60,30 +72,41 @@ def ask(
     doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
     show_context: bool = typer.Option(False, "--show-context", help="Print the passages given to the model."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
-    as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print answer, evidence, verdicts, citations and timings as JSON."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="auto | extractive | generative (default: ask.mode)."),
+    show_unsupported: bool = typer.Option(False, "--show-unsupported", help="Keep generated sentences the evidence does not support, marked."),
 ) -> None:
-    """Answer from your documents, streaming, with numbered citations to pages.
+    """Answer from your documents: the evidence first (source sentences with their pages), then an
+    answer whose every sentence was checked against the evidence it cites.
 
     Sources are listed under the answer ([n] ✓ = cited). If no passage is close enough to the
-    question, it says so instead of guessing.
+    question, it says so instead of guessing. Modes: extractive (the evidence is the answer),
+    generative (the model writes from the evidence; unsupported sentences are dropped), auto (by
+    the model's measured ability).
 
     Examples:
       syllabus ask "How much VRAM does LoRA fine-tuning of a 7B model need?"
       syllabus ask "What is a factor?" -k 8 --doc R-intro.pdf --show-context
       syllabus ask "LoRA 微調需要多少顯存？" --json
+      syllabus ask "What is a factor?" --mode generative --show-unsupported
     """
     from pipeline.api import KnowledgeBase, answer
     from pipeline.prompting import load_prompts
     from pipeline.ui import STATE, emit_json, load_model
 
     cfg = STATE.config()
+    if mode is not None and mode not in ("auto", "extractive", "generative"):
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"--mode {mode!r}: valid: auto, extractive, generative")
     prompts = load_prompts(cfg)  # template errors surface before anything slow
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:
         llm = load_model(cfg, kb.path)
         kb.embedder.model  # load the embedding model too: timings start with both models ready
         result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
                         on_delta=None if as_json else _write,
-                        on_context=_show_context if show_context and not as_json else None)
+                        on_context=_show_context if show_context and not as_json else None,
+                        on_evidence=None if as_json else _show_evidence, mode=mode, show_unsupported=show_unsupported)
     if as_json:
         emit_json(result.as_dict(messages=show_context))
     else:

@@ -52,6 +52,7 @@ def transcribe(
     word_timestamps: Optional[bool] = typer.Option(None, "--word-timestamps/--no-word-timestamps", help="Per-word times in the JSON output."),
     vad: Optional[bool] = typer.Option(None, "--vad/--no-vad", help="Skip silence with Silero VAD (faster-whisper)."),
     restart: bool = typer.Option(False, "--restart", help="Ignore checkpoints of interrupted runs and start over."),
+    slides: bool = typer.Option(False, "--slides", help="Also find the slides a video shows, OCR them and write <stem>.slides.txt/.json with their times."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Transcribe lectures to SRT, WebVTT, TXT and JSON; an interrupted file resumes where it stopped.
@@ -60,6 +61,7 @@ def transcribe(
       syllabus transcribe lecture.mp4 talk.m4a -o transcripts/ --format srt,vtt,txt,json
       syllabus transcribe lecture.mp4 --backend openai-whisper --model base --language zh --zh-variant tw
       syllabus transcribe *.mkv --model tiny.en --device cuda --json
+      syllabus transcribe lecture.mp4 --slides       # + lecture.slides.txt/.json: slide texts with times
     """
     from pipeline.api import transcribe_batch
     from pipeline.ui import STATE, bars, emit_json, err, note, warn
@@ -78,7 +80,8 @@ def transcribe(
         return None if as_json or (STATE.quiet and r.status != "failed") else _file_line(r)
 
     with bars(quiet=as_json, describe=line) as progress:
-        batch = transcribe_batch(files, cfg, asr, output_dir, formats, restart, progress, notify=warn, on_loaded=loaded)
+        batch = transcribe_batch(files, cfg, asr, output_dir, formats, restart, progress, notify=warn, on_loaded=loaded,
+                                 slides=slides)
     if as_json:
         emit_json(batch.as_dict())
     elif STATE.quiet:

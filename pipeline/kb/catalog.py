@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS pages (
     label TEXT NOT NULL,
     has_text INTEGER NOT NULL,
     n_chars INTEGER NOT NULL,
+    ocr INTEGER NOT NULL DEFAULT 0,    -- the text was read from the page's image
     PRIMARY KEY (doc_id, number)
 );
 CREATE TABLE IF NOT EXISTS sections (
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_start INTEGER, page_end INTEGER,
     t_start REAL, t_end REAL,
     n_tokens INTEGER NOT NULL,
-    embedding BLOB NOT NULL            -- float32, unit length
+    embedding BLOB NOT NULL,           -- float32, unit length
+    kind TEXT                          -- NULL: the document's own text; 'ocr' | 'slide'
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ord);
 CREATE INDEX IF NOT EXISTS sections_doc ON sections(doc_id, ord);
@@ -85,6 +87,7 @@ class DocumentRow:
     n_chunks: int = 0
     n_sections: int = 0
     n_tokens: int = 0
+    n_ocr_pages: int = 0
 
 
 @dataclass
@@ -98,6 +101,7 @@ class ChunkRow:
     t_start: float | None
     t_end: float | None
     n_tokens: int
+    kind: str | None = None
 
 
 class Catalog:
@@ -111,10 +115,19 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
             self.db.executescript(_SCHEMA)
+            self._migrate()
             self._init_meta()
 
     def close(self) -> None:
         self.db.close()
+
+    def _migrate(self) -> None:
+        """Catalogs written before chunks had a kind get the column (NULL: ordinary text)."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+        if "kind" not in columns:
+            self.db.execute("ALTER TABLE chunks ADD COLUMN kind TEXT")
+        if "ocr" not in {r[1] for r in self.db.execute("PRAGMA table_info(pages)")}:
+            self.db.execute("ALTER TABLE pages ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
 
     def _init_meta(self) -> None:
         with self.transaction():
@@ -150,7 +163,8 @@ class Catalog:
             """SELECT d.*,
                   (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS n_chunks,
                   (SELECT COUNT(*) FROM sections s WHERE s.doc_id=d.id) AS n_sections,
-                  (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens
+                  (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens,
+                  (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS n_ocr_pages
                FROM documents d ORDER BY d.added_at, d.id"""
         ).fetchall()
         return [self._document(r) for r in rows]
@@ -172,10 +186,11 @@ class Catalog:
     def delete_document(self, doc_id: int) -> None:
         self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))  # pages, sections, chunks cascade
 
-    def insert_pages(self, doc_id: int, rows: Iterable[tuple[int, str, bool, int]]) -> None:
+    def insert_pages(self, doc_id: int, rows: Iterable[tuple]) -> None:
+        """Rows of (number, label, has text layer, characters[, read by OCR])."""
         self.db.executemany(
-            "INSERT INTO pages (doc_id, number, label, has_text, n_chars) VALUES (?, ?, ?, ?, ?)",
-            [(doc_id, n, label, int(has), chars) for n, label, has, chars in rows],
+            "INSERT INTO pages (doc_id, number, label, has_text, n_chars, ocr) VALUES (?, ?, ?, ?, ?, ?)",
+            [(doc_id, r[0], r[1], int(r[2]), r[3], int(r[4]) if len(r) > 4 else 0) for r in rows],
         )
 
     def insert_sections(self, doc_id: int, rows: Iterable[dict]) -> None:
@@ -187,9 +202,9 @@ class Catalog:
 
     def insert_chunks(self, doc_id: int, rows: Iterable[dict]) -> None:
         self.db.executemany(
-            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding)
-               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding)""",
-            [dict(r, doc_id=doc_id) for r in rows],
+            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding, kind)
+               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding, :kind)""",
+            [dict(r, doc_id=doc_id, kind=r.get("kind")) for r in rows],
         )
 
     # ----- reads
@@ -205,7 +220,7 @@ class Catalog:
             part = ids[start : start + 500]
             marks = ",".join("?" for _ in part)
             for r in self.db.execute(
-                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens FROM chunks WHERE id IN ({marks})",
+                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind FROM chunks WHERE id IN ({marks})",
                 part,
             ):
                 out[r["id"]] = ChunkRow(**{k: r[k] for k in r.keys()})
@@ -214,7 +229,7 @@ class Catalog:
     def document_chunks(self, doc_id: int) -> list[ChunkRow]:
         """A document's chunks in reading order."""
         rows = self.db.execute(
-            "SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens FROM chunks "
+            "SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind FROM chunks "
             "WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [ChunkRow(**{k: r[k] for k in r.keys()}) for r in rows]
 
@@ -229,10 +244,13 @@ class Catalog:
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def iter_index_rows(self) -> Iterator[tuple[int, str, bytes]]:
-        """(chunk id, text for BM25, embedding bytes) in id order, for rebuilding the indexes."""
+        """(chunk id, text for BM25, embedding bytes) in id order, for rebuilding the indexes.
+
+        The BM25 text starts with the chunk's whole section path (chapter, section, subsection), so
+        a question that names a chapter's subject finds the chapter's passages."""
         cur = self.db.execute("SELECT id, section_path, text, embedding FROM chunks ORDER BY id")
         for r in cur:
-            yield r[0], (r[1].split(PATH_SEP)[-1] + "\n" + r[2]) if r[1] else r[2], r[3]
+            yield r[0], (r[1].replace(PATH_SEP, "\n") + "\n" + r[2]) if r[1] else r[2], r[3]
 
     def count_chunks(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])

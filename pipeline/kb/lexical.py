@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.kb.tokens import TOKENIZER_VERSION, code_tokens
+
+log = logging.getLogger(__name__)
 
 # Words are runs of letters/digits; CJK text has no spaces, so it is indexed as character bigrams.
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -52,8 +57,9 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def tokenize(text: str, stemmer: str = "english") -> list[str]:
-    """Lower-cased words without English stop words, stemmed; CJK runs as overlapping bigrams."""
+def tokenize(text: str, stemmer: str = "english", code: bool = True) -> list[str]:
+    """Lower-cased words without English stop words, stemmed; CJK runs as overlapping bigrams; then
+    the code-like tokens (``read.table``, ``::``, ``--vanilla``, ``lm()``) kept whole."""
     tokens: list[str] = []
     stop = _stopwords()
     for match in _WORD.finditer(text.lower()):
@@ -70,7 +76,8 @@ def tokenize(text: str, stemmer: str = "english") -> list[str]:
         if word not in stop:
             tokens.append(word)
     st = _stemmer(stemmer)
-    return st.stemWords(tokens) if st is not None and tokens else tokens
+    words = st.stemWords(tokens) if st is not None and tokens else tokens
+    return words + code_tokens(text) if code else words
 
 
 class LexicalIndex:
@@ -78,32 +85,44 @@ class LexicalIndex:
 
     META = "syllabus.json"
 
-    def __init__(self, retriever, ids: np.ndarray, stemmer: str, generation: int):
+    def __init__(self, retriever, ids: np.ndarray, stemmer: str, generation: int, code: bool = True):
         self.retriever = retriever
         self.ids = ids
         self.stemmer = stemmer
         self.generation = generation
+        self.code = code  # code-like tokens indexed (False: words only, as before tokenizer v2)
 
     @classmethod
-    def build(cls, ids: list[int], texts: list[str], stemmer: str, generation: int) -> "LexicalIndex":
+    def build(cls, ids: list[int], texts: list[str], stemmer: str, generation: int,
+              code: bool = True) -> "LexicalIndex":
         bm25s = _bm25s()
-        corpus = [tokenize(t, stemmer) or [""] for t in texts]
+        corpus = [tokenize(t, stemmer, code) or [""] for t in texts]
         retriever = bm25s.BM25()
         if corpus:
             retriever.index(corpus, show_progress=False)
-        return cls(retriever if corpus else None, np.asarray(ids, dtype=np.int64), stemmer, generation)
+        return cls(retriever if corpus else None, np.asarray(ids, dtype=np.int64), stemmer, generation, code)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if self.retriever is not None:
             self.retriever.save(str(folder), allow_pickle=False)
         np.save(folder / "ids.npy", self.ids, allow_pickle=False)
-        (folder / self.META).write_text(json.dumps({"generation": self.generation, "stemmer": self.stemmer, "count": int(len(self.ids))}))
+        (folder / self.META).write_text(json.dumps({
+            "generation": self.generation, "stemmer": self.stemmer, "count": int(len(self.ids)),
+            "tokenizer": TOKENIZER_VERSION if self.code else 1,
+        }))
 
     @staticmethod
     def generation_of(folder: Path) -> int | None:
+        """The catalog generation the index was built from; None when missing, unreadable or built by
+        another tokenizer version (its tokens would not match the queries': it must be rebuilt)."""
         try:
-            return int(json.loads((folder / LexicalIndex.META).read_text())["generation"])
+            meta = json.loads((folder / LexicalIndex.META).read_text())
+            if meta.get("tokenizer", 1) != TOKENIZER_VERSION:
+                log.info("BM25 index in %s was built by tokenizer v%s (now v%s); rebuilding it",
+                         folder, meta.get("tokenizer", 1), TOKENIZER_VERSION)
+                return None
+            return int(meta["generation"])
         except (OSError, ValueError, KeyError):
             return None
 
@@ -119,7 +138,7 @@ class LexicalIndex:
         """Top ``n`` (chunk id, BM25 score) with a positive score; ``allowed`` masks chunk rows."""
         if self.retriever is None or n <= 0:
             return []
-        tokens = tokenize(query, self.stemmer)
+        tokens = tokenize(query, self.stemmer, self.code)
         if not tokens:
             return []
         scores = self.retriever.get_scores(tokens)

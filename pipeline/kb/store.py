@@ -56,6 +56,11 @@ class Hit:
     dense_rank: int | None
     bm25_rank: int | None
     text: str
+    chunk_kind: str | None = None  # None: the document's own text; "ocr" (a page read by OCR); "slide"
+    rerank_score: float | None = None  # the re-ranker's score (``score`` stays the fused one)
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    bm25_score: float | None = None  # BM25 score, when the lexical retriever found it
+    doc_score: float | None = None  # cosine of the question to the document's mean passage
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -267,43 +272,16 @@ class KnowledgeBase:
 
     # ----- search
     def search(self, query: str, k: int | None = None, fusion: str | None = None,
-               docs: list[str] | None = None, query_vector=None) -> list[Hit]:
-        """``query_vector``: the query's embedding when the caller has it already (see :meth:`embed_query`)."""
-        query = query.strip()
-        if not query:
-            raise SyllabusError("empty query")
-        r = self.cfg.retrieval
-        k = k or r.k
-        fusion = fusion or r.fusion
-        self._check_embed_model()
-        dense, lexical = self.load_indexes()
-        allowed_ids = None
-        if docs:
-            doc_ids = []
-            for ref in docs:
-                found = self.find_documents(ref)
-                if not found:
-                    raise KnowledgeBaseError(f"no document matches {ref!r}; see `syllabus list`")
-                doc_ids += [d.id for d in found]
-            allowed_ids = self.catalog.chunk_ids_for_docs(doc_ids)
-        n = max(r.candidates, k)
-        dense_hits: list[tuple[int, float]] = []
-        bm25_hits: list[tuple[int, float]] = []
-        if fusion in ("rrf", "dense"):
-            dense_hits = dense.search(self.embed_query(query) if query_vector is None else query_vector, n, allowed_ids)
-        if fusion in ("rrf", "bm25"):
-            mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
-            bm25_hits = lexical.search(query, n, mask)
-        dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense_hits)}
-        bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(bm25_hits)}
-        if fusion == "rrf":
-            scores = rrf([dense_hits, bm25_hits], r.rrf_k)
-        else:
-            scores = dict(dense_hits if fusion == "dense" else bm25_hits)
-        top = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
-        return self._hits(top, scores, dense_rank, bm25_rank)
+               docs: list[str] | None = None, rerank: str | None = None, query_vector=None) -> list[Hit]:
+        """Scoped, fused, re-ranked search; see :mod:`pipeline.kb.search`. ``query_vector``: the
+        query's embedding when the caller has it already (see :meth:`embed_query`)."""
+        from pipeline.kb.search import search
+
+        return search(self, query, k, fusion, docs, rerank, query_vector)
 
     def _hits(self, ids: list[int], scores, dense_rank, bm25_rank) -> list[Hit]:
+        """:class:`Hit` objects for chunk ``ids`` in that order (chunks removed since the index loaded
+        are skipped), with document, section, page labels and text from the catalog."""
         rows = self.catalog.chunks(ids)
         docs = {d.id: d for d in self.catalog.documents()}
         labels: dict[int, dict[int, str]] = {}
@@ -322,7 +300,7 @@ class KnowledgeBase:
                 page_label=lab.get(c.page_start) if c.page_start else None,
                 page_label_end=lab.get(c.page_end) if c.page_end else None,
                 t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
-                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text,
+                dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text, chunk_kind=c.kind,
             ))
         return hits
 
@@ -349,7 +327,7 @@ class KnowledgeBase:
             return tuple(p for p in text.split(PATH_SEP) if p) if text else ()
 
         spans = [Span(text=c.text, section_path=path_of(c.section_path), page=c.page_start, t_start=c.t_start,
-                      t_end=c.t_end) for c in self.catalog.document_chunks(doc_id)]
+                      t_end=c.t_end, kind=c.kind) for c in self.catalog.document_chunks(doc_id)]
         sections = [Section(title=s["title"], level=s["level"], path=path_of(s["path"]), page_start=s["page_start"],
                             page_end=s["page_end"], t_start=s["t_start"], t_end=s["t_end"])
                     for s in self.catalog.sections(doc_id)]
@@ -357,12 +335,3 @@ class KnowledgeBase:
 
     def disk_usage(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
-
-
-def rrf(rankings: list[list[tuple[int, float]]], k: int) -> dict[int, float]:
-    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): sum of 1 / (k + rank)."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (cid, _score) in enumerate(ranking, start=1):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
-    return fused

@@ -109,7 +109,7 @@ def _ingest_one(kb, path: Path, progress: Progress) -> IngestOutcome:
             language=doc.language,
             warnings="\n".join(doc.warnings),
         )
-        kb.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text)) for p in doc.pages])
+        kb.catalog.insert_pages(doc_id, [(p.number, p.label, p.has_text_layer, len(p.text), p.ocr) for p in doc.pages])
         kb.catalog.insert_sections(doc_id, [
             dict(ord=i, level=s.level, title=s.title, path=PATH_SEP.join(s.path), page_start=s.page_start,
                  page_end=s.page_end, t_start=s.t_start, t_end=s.t_end)
@@ -118,7 +118,7 @@ def _ingest_one(kb, path: Path, progress: Progress) -> IngestOutcome:
         kb.catalog.insert_chunks(doc_id, [
             dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
                  page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
-                 embedding=vectors[i].astype(np.float32).tobytes())
+                 embedding=vectors[i].astype(np.float32).tobytes(), kind=c.kind)
             for i, c in enumerate(chunks)
         ])
         kb.catalog.set_meta("embed_model", kb.embed_model_name)

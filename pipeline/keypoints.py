@@ -1,0 +1,174 @@
+"""Key points of a chapter (or a lecture's time window): its own sentences, each with its page or time.
+
+Per unit, the sentences of its text (:mod:`pipeline.sentences`; headings and code lines are not
+points) are embedded in one batch and chosen by maximal marginal relevance (Carbonell & Goldstein
+1998): relevance to the unit as a whole (cosine to the mean sentence vector), plus a bonus for a
+definition ("X is a ...", "is called", "是指") and for sharing words with the unit's headings; minus
+the similarity to the points already chosen, so the points cover the unit instead of repeating its
+main idea. Chosen points are returned in reading order, verbatim, each with the page it is on (or
+its mm:ss).
+
+The model may rewrite the points as prose (``prompts/<lang>/key_points.txt``); :func:`checked_prose`
+keeps only the sentences the verifier finds in the points they cite, or, citing none, in the unit's
+text; sentences that repeat the prompt's instructions are dropped too. The points always remain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pipeline.evidence import encode_all
+from pipeline.sentences import has_han, split, term_list, terms
+from syllabus_common.timefmt import clock
+from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
+
+LAMBDA = 0.7  # MMR: weight of relevance against redundancy
+MIN_CHARS, MAX_CHARS = 40, 400  # shorter sentences say little; longer ones are lists flattened by extraction
+MIN_SHORT = 12  # an index or a glossary has only short lines: they are points there
+SALIENT = 20  # the unit's most characteristic terms, which its points should cover
+_DEFINITION = re.compile(
+    r"\b(?:is|are) (?:a|an|the|called|defined as|known as|used to)\b|\brefers? to\b|\bmeans\b|\bis said to\b|是指|稱為|叫做|定義",
+    re.IGNORECASE)
+ECHO_OVERLAP = 0.6  # a prose sentence sharing this much of its words with the instructions repeats them
+
+
+@dataclass
+class KeyPoint:
+    text: str  # verbatim (whitespace collapsed)
+    page: int | None  # physical page holding the sentence
+    page_label: str | None
+    t_start: float | None  # seconds, for a recording
+    score: float = 0.0
+
+    @property
+    def where(self) -> str:
+        if self.page is not None:
+            return f"p. {self.page_label or self.page}"
+        return clock(self.t_start) if self.t_start is not None else ""
+
+    def as_dict(self) -> dict:
+        return dict(asdict(self), where=self.where)
+
+
+def _candidates(spans, labels: dict[int, str], headings: bool = False) -> tuple[list[KeyPoint], set[str]]:
+    """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
+    terms of the unit's headings."""
+    points, heading_terms = [], set()
+    for span in spans:
+        text = span.text
+        for s in split(text):
+            if s.kind == "heading":
+                heading_terms |= terms(s.text)
+                if not headings:
+                    continue
+            flat = " ".join(s.text.split())
+            size = len(flat) * (3 if has_han(flat) else 1)  # a Chinese character carries about a word
+            if s.kind == "code" or not MIN_SHORT <= size <= MAX_CHARS * 2:
+                continue
+            t = None
+            if span.t_start is not None:
+                end = span.t_end if span.t_end is not None else span.t_start
+                t = round(span.t_start + (end - span.t_start) * s.start / max(1, len(text)), 1)
+            label = labels.get(span.page, str(span.page)) if span.page is not None else None
+            points.append(KeyPoint(flat, span.page, label, t))
+    for span in spans[:1]:
+        heading_terms |= terms(" ".join(span.section_path[-1:])) if getattr(span, "section_path", None) else set()
+    return points, heading_terms
+
+
+def salience(spans, background: Counter | None = None) -> dict[str, float]:
+    """The unit's characteristic terms (stems) with weights in (0, 1]: frequent in the unit and, with
+    ``background`` (term counts of the whole document), rarer elsewhere."""
+    tf = Counter(t for span in spans for t in term_list(span.text))
+    if not tf:
+        return {}
+    total, bg_total = sum(tf.values()), sum(background.values()) if background else 0
+    score = {t: (c / total) / ((background[t] + 1) / (bg_total + 1)) * min(c, 5) if background else c
+             for t, c in tf.items() if c >= 2}
+    top = sorted(score, key=lambda t: -score[t])[:SALIENT]
+    return {t: score[t] / score[top[0]] for t in top} if top else {}
+
+
+def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | None = None,
+               background: Counter | None = None) -> list[KeyPoint]:
+    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12)."""
+    cands, heading_terms = _candidates(spans, labels or {})
+    if len(cands) < 3:  # an index or a list of titles: its lines are what it says
+        cands, heading_terms = _candidates(spans, labels or {}, headings=True)
+    full = [c for c in cands if len(c.text) * (3 if has_han(c.text) else 1) >= MIN_CHARS]
+    cands = full if len(full) >= 3 else cands
+    if not cands:
+        return []
+    k = k or max(3, min(12, 3 + len(cands) // 15))
+    vecs = encode_all(embedder, [c.text for c in cands])
+    centre = vecs.mean(axis=0)
+    centre /= np.linalg.norm(centre) or 1.0
+    relevance = vecs @ centre
+    salient = salience(spans, background)
+    mass = sum(salient.values()) or 1.0
+    for i, c in enumerate(cands):
+        bonus = 0.1 if _DEFINITION.search(c.text) else 0.0
+        own = terms(c.text)
+        if heading_terms and own:
+            bonus += 0.1 * len(own & heading_terms) / len(heading_terms)
+        bonus += 0.8 * sum(salient.get(t, 0.0) for t in own) / mass
+        if len(c.text) > MAX_CHARS and not has_han(c.text):
+            bonus -= 0.1
+        relevance[i] += bonus
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(cands)):
+        redundancy = np.max(vecs @ vecs[chosen].T, axis=1) if chosen else np.zeros(len(cands))
+        mmr = LAMBDA * relevance - (1 - LAMBDA) * redundancy
+        mmr[chosen] = -np.inf
+        chosen.append(int(np.argmax(mmr)))
+    for i in chosen:
+        cands[i].score = round(float(relevance[i]), 4)
+    return [cands[i] for i in sorted(chosen)]
+
+
+def overview_points(points: list[KeyPoint], embedder, k: int = 8) -> list[KeyPoint]:
+    """The whole document's key points, chosen the same way from its units' key points."""
+    from ingest.types import Span
+
+    spans = [Span(p.text, (), page=p.page, t_start=p.t_start, t_end=p.t_start) for p in points]
+    labels = {p.page: p.page_label for p in points if p.page is not None and p.page_label}
+    return key_points(spans, embedder, labels, k=min(k, len(points)))
+
+
+def points_block(points: list[KeyPoint]) -> str:
+    """Numbered points as the model reads them (and as bullets cite them)."""
+    return "\n".join(f"[{i}] {p.text}" for i, p in enumerate(points, 1))
+
+
+def bullets(points: list[KeyPoint]) -> str:
+    """Markdown bullets, each with its page or mm:ss."""
+    return "\n".join(f"- {p.text} ({p.where})" if p.where else f"- {p.text}" for p in points)
+
+
+def echoes(sentence: str, instructions: str) -> bool:
+    own = terms(sentence)
+    return bool(own) and len(own & terms(instructions)) / len(own) >= ECHO_OVERLAP
+
+
+def checked_prose(prose: str, points: list[KeyPoint], unit_text: str, instructions: str = "",
+                  faithfulness: Faithfulness | None = None) -> tuple[str, list[Verdict]]:
+    """The prose sentences that hold up: checked against the points they cite, or against the unit's
+    text when they cite none; a sentence repeating the instructions is dropped. Counts into
+    ``faithfulness``."""
+    evidence = {i: p.text for i, p in enumerate(points, 1)}
+    evidence[0] = unit_text
+    verdicts = []
+    for sentence, cited in cited_sentences(prose):
+        if instructions and echoes(sentence, instructions):
+            verdicts.append(Verdict(sentence, cited, False, None, "repeats the prompt's instructions"))
+            continue
+        v = check_sentence(sentence, cited or [0], evidence)
+        v.cited = cited
+        verdicts.append(v)
+    if faithfulness is not None:
+        faithfulness.add(verdicts)
+    return kept_text(verdicts), verdicts
