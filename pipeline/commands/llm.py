@@ -188,7 +188,8 @@ def chat(
                 out.print(escape(reply), highlight=False)
                 continue
             try:
-                _render(session.ask(kb, llm, line, max_new_tokens=max_tokens, prompts=prompts, on_delta=_write), llm)
+                _render(session.ask(kb, llm, line, max_new_tokens=max_tokens, prompts=prompts, on_delta=_write,
+                                    on_evidence=_show_evidence), llm)
             except KeyboardInterrupt:
                 out.print("\n[dim](stopped)[/]", highlight=False)
     if history:
