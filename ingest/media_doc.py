@@ -73,7 +73,9 @@ def transcribe_cached(path: Path, cfg, cache_dir: Path, on_progress=None, notify
     from ingest.asr.runner import finish
 
     cache_dir = Path(cache_dir)
-    name, model_options, decode = options_from_config(cfg.asr, offline=cfg.offline, cache_dir=cache_dir)
+    # Model files (joined or converted weights) live in the user cache, shared by all KBs; the KB's cache/
+    # holds only this file's transcript.
+    name, model_options, decode = options_from_config(cfg.asr, offline=cfg.offline)
     BACKENDS.entry(name)  # unknown names fail before any hashing
     settings = {**decode.fingerprint(), "zh_variant": cfg.asr.zh_variant, "compute_type": cfg.asr.compute_type}
     key = cache_key(sha256 or sha256_file(path), name, cfg.asr.model, settings)

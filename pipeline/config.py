@@ -58,6 +58,7 @@ class EmbeddingConfig(_Strict):
     model: str = Field(min_length=1)
     batch_size: int = Field(ge=1, le=4096)
     precision: Literal["auto", "fp32", "bf16", "fp16"]
+    runtime: Literal["onnx", "torch"]
 
 
 class RerankConfig(_Strict):

@@ -102,25 +102,29 @@ class Embedder:
 
         import torch
 
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         dtype = self.compute_dtype
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         cast = torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        # Longest first, so each batch pads to similar lengths (sentence-transformers sorts only
-        # within one encode call, and we call it per batch to report progress).
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        size = batch_size or self.batch_size
-        for start in range(0, len(texts), size):
-            idx = order[start : start + size]
+
+        def batch(part: list[str]) -> np.ndarray:
             with torch.inference_mode(), cast:
-                vecs = self.model.encode(
-                    [texts[i] for i in idx], batch_size=size, normalize_embeddings=True,
-                    convert_to_numpy=True, show_progress_bar=False,
-                )
-            out[idx] = vecs.astype(np.float32)
-            if progress is not None:
-                progress(len(idx))
-        return out
+                return self.model.encode(part, batch_size=len(part), normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+
+        return encode_sorted(texts, batch_size or self.batch_size, self.dim, batch, progress)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+
+def encode_sorted(texts: list[str], batch_size: int, dim: int, encode_batch, progress=None) -> np.ndarray:
+    """``encode_batch`` over ``texts`` longest first, so each batch pads to similar lengths; rows come
+    back in the input order, float32 (len(texts), dim). ``progress(n)`` after each batch."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = np.asarray(encode_batch([texts[i] for i in idx]), dtype=np.float32)
+        if progress is not None:
+            progress(len(idx))
+    return out

@@ -57,14 +57,26 @@ def converted_folder() -> Path:
     return converted_gguf(source, (llm_cache_dir(), user_cache_dir()))[0]
 
 
+@lru_cache(maxsize=None)
+def onnx_embedder():
+    """The embedding model on ONNX Runtime; its export is made in the user cache once per machine."""
+    from pipeline.config import load_config
+    from pipeline.onnx_embed import embedder_for
+
+    emb = embedder_for(load_config(ROOT / "config.yaml"))
+    emb.model  # exports when the cache lacks it
+    return emb
+
+
 def cache_env(base: Path) -> dict:
-    """Environment for a `syllabus` subprocess: a private cache that already holds the converted model."""
-    folder = converted_folder()
+    """Environment for a `syllabus` subprocess: a private cache that already holds the converted LLM and
+    the embedding model's ONNX export."""
     models = base / "models"
     models.mkdir(parents=True, exist_ok=True)
-    link = models / folder.name
-    if not link.exists():
-        os.symlink(folder, link)
+    for folder in (converted_folder(), onnx_embedder().folder):
+        link = models / folder.name
+        if not link.exists():
+            os.symlink(folder, link)
     return {"SYLLABUS_CACHE": str(base), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

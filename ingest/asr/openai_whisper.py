@@ -11,7 +11,6 @@ transcription is not streamed inside a block, so progress moves block by block.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -50,22 +49,18 @@ def _whisper_cache() -> Path:
 def _converted(ct2_dir: Path, name: str, cache_dir: Path | None) -> Path:
     """A float16 .pt converted from a CTranslate2 folder, kept in the cache (fp16 → fp32 on load is
     exact, so storing fp16 halves the file without changing a single weight)."""
-    from filelock import FileLock
-
     from ingest.asr.weights import default_cache_dir
     from ingest.convert_whisper import convert
+    from syllabus_common.modelcache import cached_file, content_key
 
-    stat = (ct2_dir / "model.bin").stat()
-    key = hashlib.sha256(f"{ct2_dir.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = content_key([ct2_dir / "model.bin"], "ct2-to-openai-whisper-fp16-v1")[:12]  # by content: once per machine
     target = Path(cache_dir or default_cache_dir()) / "models" / f"openai-whisper-{name}-{key}.pt"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not target.is_file():
-            log.info("converting %s to an openai-whisper checkpoint at %s", ct2_dir, target)
-            convert(ct2_dir, target, dtype="float16")
-    return target
+
+    def build(tmp: Path) -> None:
+        log.info("converting %s to an openai-whisper checkpoint at %s", ct2_dir, target)
+        convert(ct2_dir, tmp, dtype="float16")
+
+    return cached_file(target, build)
 
 
 def resolve_checkpoint(model: str, cache_dir: Path | None, offline: bool) -> tuple[str, str]:

@@ -142,6 +142,86 @@ def serve(
     run_server(app_, sock, limits.shutdown_grace, log_level="debug" if STATE.verbose else "warning")
 
 
+def chat(
+    k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages per question (default: retrieval.k; /k N changes it)."),
+    doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents; repeatable (/doc NAME changes it)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
+) -> None:
+    """Talk with your documents: models load once, each answer cites its pages, follow-ups use the conversation.
+
+    Commands: /sources (the passages of the last answer), /doc NAME, /k N, /clear, /quit (or Ctrl-D).
+    Ctrl-C stops an answer and keeps the session. History is kept across sessions.
+
+    Examples:
+      syllabus chat
+      syllabus chat --doc R-intro.pdf -k 8
+    """
+    from rich.markup import escape
+
+    from pipeline.api import KnowledgeBase
+    from pipeline.chat import HELP, Session
+    from pipeline.prompting import load_prompts
+    from pipeline.ui import STATE, err, load_model, out
+
+    cfg = STATE.config()
+    prompts = load_prompts(cfg)
+    history = _readline_history()
+    with KnowledgeBase(cfg, STATE.kb_path()) as kb:
+        llm = load_model(cfg, kb.path)
+        kb.embedder.model
+        session = Session(k=k, docs=list(doc) if doc else None)
+        err.print(f"[dim]{llm.name} · {kb.path} · {HELP}[/]", highlight=False)
+        while True:
+            try:
+                line = input("> ").strip()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                sys.stdout.write("\n")
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                reply = session.command(line, kb)
+                if reply == "quit":
+                    break
+                out.print(escape(reply), highlight=False)
+                continue
+            try:
+                _render(session.ask(kb, llm, line, max_new_tokens=max_tokens, prompts=prompts, on_delta=_write,
+                                    on_evidence=_show_evidence), llm)
+            except KeyboardInterrupt:
+                out.print("\n[dim](stopped)[/]", highlight=False)
+    if history:
+        history()
+
+
+def _readline_history():
+    """Line editing and history across sessions (``~/.cache/syllabus/chat_history``); returns the saver."""
+    try:
+        import readline
+    except ImportError:  # no readline on this platform: plain input()
+        return None
+    from syllabus_common.models import user_cache_dir
+
+    path = user_cache_dir() / "chat_history"
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+
+    def save() -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            readline.set_history_length(1000)
+            readline.write_history_file(path)
+        except OSError:
+            pass
+
+    return save
+
+
 def register(app: typer.Typer) -> None:
     app.command()(ask)
+    app.command()(chat)
     app.command()(serve)

@@ -19,9 +19,21 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]+")
 
 
-def _bm25s():
+def _bm25s(query_only: bool = False):
+    import importlib
     import logging
+    import sys
 
+    if query_only and "bm25s" not in sys.modules:
+        # bm25s imports numba and scipy.sparse at import (0.6 s) to speed up indexing; scoring a query
+        # needs neither, so a fresh search process hides them while bm25s loads (its numpy paths).
+        hidden = [m for m in ("numba", "scipy.sparse") if m not in sys.modules]
+        sys.modules.update(dict.fromkeys(hidden))
+        try:
+            importlib.import_module("bm25s")
+        finally:
+            for m in hidden:
+                sys.modules.pop(m, None)
     import bm25s
 
     # bm25s pins its logger to DEBUG at import; let it follow ours (WARNING, DEBUG with --verbose).
@@ -116,7 +128,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        bm25s = _bm25s()
+        bm25s = _bm25s(query_only=True)
         meta = json.loads((folder / cls.META).read_text())
         ids = np.load(folder / "ids.npy", allow_pickle=False)
         retriever = bm25s.BM25.load(str(folder), allow_pickle=False) if len(ids) else None

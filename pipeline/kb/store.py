@@ -96,9 +96,9 @@ class KnowledgeBase:
     @property
     def embedder(self):
         if self._embedder is None:
-            from pipeline.embed import Embedder
+            from pipeline.onnx_embed import embedder_for
 
-            self._embedder = Embedder.from_config(self.cfg)
+            self._embedder = embedder_for(self.cfg)
         return self._embedder
 
     def writer_lock(self, timeout: float = 10.0):

@@ -22,16 +22,15 @@ from pipeline.llm.registry import available_backends, load_llm, register_backend
 
 
 def context_for(cfg, kb_path=None, notify=None) -> LoadContext:
-    """Where converted models live: the KB's cache/ when there is a KB (searched first), then the
-    user cache; the device from the config."""
+    """Where converted models live: the user cache, shared by all KBs (written); a KB's cache/ is
+    searched too, for conversions made there before; the device from the config."""
     from pathlib import Path
 
     from syllabus_common.models import user_cache_dir
 
-    dirs = []
+    dirs = [user_cache_dir()]
     if kb_path is not None and (Path(kb_path) / "catalog.sqlite").exists():
         dirs.append(Path(kb_path) / "cache")
-    dirs.append(user_cache_dir())
     return LoadContext(cache_dirs=tuple(dirs), device=cfg.device, offline=cfg.offline, notify=notify)
 
 

@@ -117,7 +117,11 @@ def _gguf_is_4bit(path: Path) -> bool:
     return gguf_file_type(path) in _FOUR_BIT_FTYPES
 
 
-def _cache_key(path: Path) -> str:
+RECIPE = "gguf-to-safetensors-fp32-v1"
+
+
+def _legacy_key(path: Path) -> str:
+    """Folder name of conversions made before they were keyed by content (still found in KB caches)."""
     st = path.stat()
     digest = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
     return f"{path.stem}-{digest}"
@@ -126,33 +130,29 @@ def _cache_key(path: Path) -> str:
 def converted_gguf(source: ModelSource, cache_dirs: tuple[Path, ...], notify=None) -> tuple[Path, dict]:
     """A safetensors folder for a GGUF source: found in any of ``cache_dirs`` or written to the first.
 
-    Returns the folder and its marker (source path, 4-bit flag). A second process converting the same file
-    waits on a lock instead of converting twice; the folder appears atomically (temp name, then rename).
+    The folder is named by the GGUF's SHA-256, so one conversion serves every KB and every copy of the
+    same file. Returns the folder and its marker (source path, 4-bit flag). A second process converting
+    the same file waits on a lock instead of converting twice; the folder appears atomically.
     """
-    from filelock import FileLock
-
-    from syllabus_common.atomic import atomic_dir
+    from syllabus_common.modelcache import build_once, content_key, file_sha256
 
     gguf = Path(source.location)
-    key = _cache_key(gguf)
+    key = f"gguf-{content_key([gguf], RECIPE)}"  # by content alone: a copy elsewhere finds it too
     dirs = tuple(cache_dirs) or (user_cache_dir(),)
     for base in dirs:
-        found = _ready(base / "models" / key)
-        if found is not None:
-            return base / "models" / key, found
+        for name in (key, _legacy_key(gguf)):
+            found = _ready(base / "models" / name)
+            if found is not None:
+                return base / "models" / name, found
     target = dirs[0] / "models" / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f".{key}.lock")):
-        found = _ready(target)
-        if found is not None:
-            return target, found
-        if notify:
-            notify(f"converting {gguf.name} to safetensors once (about half a minute) → {target}")
-        marker = {"source": str(gguf), "gguf_4bit": source.gguf_4bit, "name": source.name}
-        with atomic_dir(target) as tmp:
-            _convert(gguf, tmp)
-            (tmp / "syllabus-source.json").write_text(json.dumps(marker), encoding="utf-8")
-    return target, marker
+
+    def build(tmp: Path) -> dict:
+        _convert(gguf, tmp)
+        return {"source": str(gguf), "sha256": file_sha256(gguf), "gguf_4bit": source.gguf_4bit,
+                "name": source.name, "recipe": RECIPE}
+
+    message = f"converting {gguf.name} to safetensors once (about half a minute) → {target}"
+    return build_once(target, build, _ready, notify, message)
 
 
 def _ready(folder: Path) -> dict | None:

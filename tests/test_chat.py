@@ -1,0 +1,108 @@
+"""`syllabus chat`: the session logic on a fake model, and the real command through a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
+from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, llm_config
+
+BEES = "How do bees tell each other where the flowers are?"
+
+
+def test_a_follow_up_is_retrieved_with_the_previous_question(topic_kb):
+    from pipeline.chat import Session
+
+    session = Session()
+    cfg = llm_config(max_new_tokens=TEST_MAX_NEW, context=2048)
+    first = session.ask(topic_kb, FakeLLM(), BEES, cfg=cfg)
+    assert first.found and any(c.page == 4 for c in first.citations)
+    follow = session.ask(topic_kb, FakeLLM(), "and the lava?", cfg=cfg)
+    assert follow.question.startswith(BEES) and follow.question.endswith("and the lava?")
+    standalone = "Which lava builds volcanoes with gentle slopes?"
+    assert session.retrieval_question(standalone) == standalone
+
+
+def test_commands_change_the_session(topic_kb):
+    from pipeline.chat import Session
+
+    session = Session()
+    assert session.command("/sources", topic_kb) == "no answer yet"
+    assert session.command("/k 2", topic_kb) == "k = 2" and session.k == 2
+    assert session.command("/k zero", topic_kb).startswith("usage")
+    assert session.command("/doc topics.pdf", topic_kb).startswith("only #") and session.docs
+    assert "no document matches" in session.command("/doc nothing.pdf", topic_kb)
+    session.ask(topic_kb, FakeLLM(), BEES, cfg=llm_config(max_new_tokens=TEST_MAX_NEW, context=2048))
+    assert len(session.last.citations) <= 2
+    assert session.command("/sources", topic_kb).startswith("[1] A Book of Small Facts")
+    assert session.command("/clear", topic_kb) == "conversation cleared" and not session.questions
+    assert session.command("/doc", topic_kb) == "searching all documents" and session.docs is None
+    assert session.command("/quit", topic_kb) == "quit"
+    assert session.command("/nope", topic_kb).startswith("unknown command")
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        seen.extend(chunk)
+    return True
+
+
+def _first_byte_after(fd: int, seen: bytearray, start: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(seen) <= start:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False
+        seen.extend(os.read(fd, 1))
+    return True
+
+
+def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path):
+    env = dict(os.environ, **cache_env(tmp_path / "cache"), TERM="dumb")
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--kb", str(topic_kb.path), "chat", "-k", "2",
+                             "--max-tokens", "64"], stdin=child, stdout=child, stderr=child,
+                            cwd=ROOT, env=env, start_new_session=True)
+    os.close(child)
+    seen = bytearray()
+    try:
+        assert _read_until(main, b"> ", seen, 300), seen.decode(errors="replace")[-2000:]
+        os.write(main, (BEES + "\n").encode())
+        assert _read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert _read_until(main, b"\n> ", seen, 60)
+        del seen[:]
+        os.write(main, b"/sources\n")
+        assert _read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
+        assert _read_until(main, b"\n> ", seen, 30)
+        del seen[:]
+        os.write(main, b"and how far do they fly?\n")
+        assert _read_until(main, b"fly?\r\n", seen, 30)  # the terminal's echo
+        start = len(seen)
+        assert _first_byte_after(main, seen, start, 300)  # the answer is streaming now
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
+        assert _read_until(main, b"(stopped)", seen, 120), seen.decode(errors="replace")[-2000:]
+        assert _read_until(main, b"\n> ", seen, 60)
+        assert proc.poll() is None  # the session goes on
+        os.write(main, b"/quit\n")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
