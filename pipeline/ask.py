@@ -60,6 +60,7 @@ class Prepared:
     context_tokens: int
     best_similarity: float
     timings: dict = field(default_factory=dict)
+    query_vector: object = None  # (dim,) float32, the question embedded once for search and evidence
 
 
 @dataclass
@@ -153,7 +154,7 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
         if block != blocks[c.n - 1]:  # the last passage was trimmed to fit: cite what the model saw
             c.text = block.split("\n", 1)[1] if "\n" in block else ""
     timings["pack_s"] = round(time.perf_counter() - t1, 4)
-    return Prepared(question, language, True, messages, kept, sum(llm.count_tokens(b) for b in used), best, timings)
+    return Prepared(question, language, True, messages, kept, sum(llm.count_tokens(b) for b in used), best, timings, query_vector)
 
 
 def cited_numbers(text: str) -> set[int]:

@@ -205,8 +205,10 @@ def _place(p: Passage, u: Sentence, locate) -> dict:
 
 def select(question: str, passages: list[Passage], embedder, top: int = 3,
            rerank: Callable[[str, list[str]], list[float]] | None = None,
-           locate: Callable[[Passage, str], tuple[int, str] | None] | None = None) -> list[Evidence]:
-    """The ``top`` evidence sentences for ``question`` from ``passages`` (given best first)."""
+           locate: Callable[[Passage, str], tuple[int, str] | None] | None = None,
+           question_vector: np.ndarray | None = None) -> list[Evidence]:
+    """The ``top`` evidence sentences for ``question`` from ``passages`` (given best first).
+    ``question_vector``: the question's unit embedding when the caller has it (not encoded again)."""
     cands: list[tuple[Passage, int, Sentence]] = []
     seen: set[str] = set()
     for rank, p in enumerate(passages):
@@ -218,7 +220,10 @@ def select(question: str, passages: list[Passage], embedder, top: int = 3,
     if not cands:
         return []
     texts = [" ".join(u.text.split()) for _, _, u in cands]
-    vecs = encode_all(embedder, [question] + texts)
+    if question_vector is None:
+        vecs = encode_all(embedder, [question] + texts)
+    else:
+        vecs = np.vstack([np.asarray(question_vector, np.float32).reshape(1, -1), encode_all(embedder, texts)])
     cos = vecs[1:] @ vecs[0]
     lex = lexical_scores(question, texts)
     score = np.array([WEIGHTS["cosine"] * c + WEIGHTS["lexical"] * x + WEIGHTS["rank"] / (1 + r)

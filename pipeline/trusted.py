@@ -89,7 +89,7 @@ def _notes(language: str) -> dict:
 
 def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, prompts=None, options=None,
                    mode: str = "extractive", top: int = 3, rerank=None, locate=None,
-                   on_evidence=None) -> TrustedAnswer:
+                   on_evidence=None, question_vector=None) -> TrustedAnswer:
     """Evidence from ``passages``, then the answer in ``mode`` ("auto" must be resolved by the caller
     with :func:`pipeline.ability.resolve_mode`, which may run the model's self-check once).
     ``on_evidence(answer)`` sees the evidence before the model is asked (the CLI prints it then)."""
@@ -99,7 +99,8 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
     language = detect_language(question)
     notes = _notes(language)
     t0 = time.perf_counter()
-    evidence = select(question, passages, embedder, top=top, rerank=rerank, locate=locate)
+    evidence = select(question, passages, embedder, top=top, rerank=rerank, locate=locate,
+                      question_vector=question_vector)
     timings = {"evidence_s": round(time.perf_counter() - t0, 4)}
     out = TrustedAnswer(question, language, mode if llm is not None else "extractive", evidence, "", timings=timings)
     if on_evidence is not None:
@@ -123,7 +124,7 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
 
 
 def answer_on(question: str, passages: list[Passage], embedder, llm, prompts, cfg, options, mode: str | None = None,
-              on_evidence=None, cache_dir=None, already_s: float = 0.0) -> TrustedAnswer:
+              on_evidence=None, cache_dir=None, already_s: float = 0.0, question_vector=None) -> TrustedAnswer:
     """:func:`trusted_answer` with the config's mode (``auto`` resolved by the model's measured
     ability) and evidence count; ``already_s``: seconds spent before (retrieval), for the timings."""
     from pipeline.ability import resolve_mode
@@ -139,7 +140,7 @@ def answer_on(question: str, passages: list[Passage], embedder, llm, prompts, cf
             on_evidence(out)
 
     return trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
-                          locate=PdfPageLocator(), on_evidence=seen)
+                          locate=PdfPageLocator(), on_evidence=seen, question_vector=question_vector)
 
 
 def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,
@@ -154,4 +155,4 @@ def answer_passages(prepared, embedder, llm, prompts, cfg, options, mode: str | 
     """On the passages ``ask`` retrieved (a :class:`pipeline.ask.Prepared`)."""
     passages = [Passage.from_citation(c) for c in prepared.citations]
     return answer_on(prepared.question, passages, embedder, llm, prompts, cfg, options, mode, on_evidence,
-                     already_s=prepared.timings.get("retrieve_s", 0.0))
+                     already_s=prepared.timings.get("retrieve_s", 0.0), question_vector=prepared.query_vector)
