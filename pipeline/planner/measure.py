@@ -348,10 +348,10 @@ def _opt_reftype():
 
 def measured_settings(settings):
     """The estimator's description of what the dry run does: fused AdamW, only the loss outliving
-    the forward pass (as the HF Trainer's compute_loss), no peft k-bit preparation."""
+    the forward pass (as the HF Trainer's compute_loss), no peft k-bit preparation, no LoRA dropout."""
     from dataclasses import replace
 
-    return replace(settings, fused_optimizer=True, keep_outputs=False, kbit_prep=False)
+    return replace(settings, fused_optimizer=True, keep_outputs=False, kbit_prep=False, lora_dropout=0.0)
 
 
 def _optimizer(name: str, params, notes: list[str]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from syllabus_common.errors import ConfigError
 from pipeline.planner.catalog import DecoderArch
+from pipeline.planner.frameworks import adapter_kept, attention_kept
 from pipeline.planner.types import OPTIMIZERS, _n
 
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +95,8 @@ def korthikanti_gpt_layer(s: int, b: int, h: int, a: int, recompute: str = "none
 
 def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: str, seq: int,
                             lora: tuple[int, tuple[str, ...]] | None = None,
-                            quantized_base: bool = False) -> tuple[float, str]:
+                            quantized_base: bool = False, framework: str = "hf",
+                            dropout: float = 0.0) -> tuple[float, str]:
     """Bytes per token (and per layer) that one Llama-style layer keeps for backward, plus the s² term
     per sequence folded in per token.
 
@@ -104,7 +106,9 @@ def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: st
     (4h) plus, when its weight trains, the normalised output; q/k/v/o and SDPA keep q, k, v, output
     (p·(2q_dim + 2kv_dim)) and the fp32 log-sum-exp; the SwiGLU MLP keeps gate, SiLU, up and product
     (4pI; only 3 when down_proj is frozen). Under autocast each linear casts its input to 16 bit
-    separately and keeps the copy. LoRA keeps a copy of each adapted module's input and A's output.
+    separately and keeps the copy. LoRA keeps a copy of each adapted module's input, the dropout's
+    mask and A's output. What differs between transformers + peft and LitGPT (``framework``: the
+    fused qkv kept whole, shared dropout) is in ``frameworks.attention_kept`` / ``adapter_kept``.
 
     ``quantized_base`` (QLoRA): bitsandbytes' MatMul4Bit keeps its 16-bit input for backward whenever
     a gradient flows through it (``ctx.tensors = (A, B)`` in bitsandbytes/autograd/_functions.py),
@@ -117,30 +121,30 @@ def train_layer_activations(arch: DecoderArch, style: str, p: int, attention: st
     h, q, kv, I = arch.hidden, arch.q_dim, arch.kv_dim, arch.intermediate
     n_norms = arch.norms_per_layer
     lse = 4 * arch.heads  # fp32 log-sum-exp per head and token (flash/SDPA backward)
-    attn_core = p * (2 * q + 2 * kv) + lse
+    attn_core, attn_formula = attention_kept(arch, p, framework)
     mlp_mats = 4 if arch.gated_mlp else 2
     if style == "pure":
         norms = n_norms * (4 + p) * h  # fp32 upcast + normalised p-byte copy (one and the same if p == 4)
         inputs = p * h * 2  # shared input of q/k/v and of gate/up
         mlp = mlp_mats * p * I
         per_token = norms + inputs + attn_core + mlp
-        formula = f"{n_norms}·(4+{p})h + 2·{p}h + {p}(2q+2kv) + {mlp_mats}·{p}I"
+        formula = f"{n_norms}·(4+{p})h + 2·{p}h + {attn_formula} + {mlp_mats}·{p}I"
     elif style == "amp":
         norms = n_norms * 8 * h  # fp32 residual + fp32 normalised output
         n_casts = sum(arch.input_consumers())
         casts = 2 * h * n_casts  # one 16-bit copy per consuming linear
         mlp = mlp_mats * 2 * I
         per_token = norms + casts + attn_core + mlp
-        formula = f"{n_norms}·8h + 2h·{n_casts} casts + 2(2q+2kv) + {mlp_mats}·2I"
+        formula = f"{n_norms}·8h + 2h·{n_casts} casts + {attn_formula} + {mlp_mats}·2I"
     elif style == "lora":
         rank, targets = lora
         targets = resolve_targets(arch, targets)
         shapes = arch.linear_shapes()
         norms = n_norms * 4 * h  # fp32 upcast only: the frozen weight needs no saved output
         mlp = (3 if arch.gated_mlp else 1) * 2 * I
-        adapters = sum(2 * shapes[t][0] + 2 * rank for t in targets)  # input copy + A output, 16 bit
+        adapters, adapter_formula = adapter_kept(arch, targets, rank, 2, framework, dropout)
         per_token = norms + attn_core + mlp + adapters
-        formula = f"{n_norms}·4h + 2(2q+2kv) + {3 if arch.gated_mlp else 1}·2I + Σ_targets 2·(in + r)"
+        formula = f"{n_norms}·4h + {attn_formula} + {3 if arch.gated_mlp else 1}·2I + {adapter_formula}"
         if quantized_base:
             per_token += 2 * (2 * h + I)
             formula += " + 2(2h+I) (4-bit base inputs)"

@@ -19,8 +19,9 @@ from syllabus_common.errors import ConfigError
 from pipeline.planner import GiB
 from pipeline.planner.catalog import DecoderArch
 from pipeline.planner.types import Component, Estimate, Settings, _n
+from pipeline.planner.frameworks import litgpt_loss, quantizes_head, retained_4bit_inputs
 from pipeline.planner.inference import dequant_copy_bytes, weight_bytes
-from pipeline.planner.precision import parse_precision
+from pipeline.planner.precision import linear_bits, parse_precision
 from pipeline.planner.sharding import Units, describe, shard
 from pipeline.planner.terms import (_matrices, gradient_bytes, lora_params, loss_terms, mask_bytes, optimizer_bytes,
                                     optimizer_temp_bytes, resolve_targets, train_layer_activations)
@@ -54,6 +55,11 @@ def _states(arch: DecoderArch, st: Settings, style: str, param_b: int) -> tuple[
     if style == "lora":
         base_prec = prec if st.mode == "qlora" else parse_precision(prec.name)
         wb, wf = weight_bytes(arch, base_prec)
+        if quantizes_head(st.framework, st.mode) and arch.head_params():
+            # LitGPT: the output layer is a 4-bit layer too (frameworks.quantizes_head)
+            head = arch.head_params() * arch.scale
+            wb -= int(head * (2 - linear_bits(base_prec, arch.hidden, arch.vocab) / 8))
+            wf += "; output layer 4-bit too (LitGPT)"
         static.append(Component("weights", f"base weights ({base_prec.label}, frozen)", wb, "Parameter", wf,
                                 "QLoRA §3 (Dettmers et al. 2023)" if st.mode == "qlora" else "params × 2 B"))
         if st.mode == "qlora" and (st.kbit_prep is None or st.kbit_prep):
@@ -64,10 +70,14 @@ def _states(arch: DecoderArch, st: Settings, style: str, param_b: int) -> tuple[
                                     f"{_n(other)} embedding/head/norm params × (4 − 2) B",
                                     "peft prepare_model_for_kbit_training (cast non-quantized params to fp32)"))
         trainable = lora_params(arch, st.lora_rank, st.lora_targets)
-        static.append(Component("adapters", f"LoRA adapters (r={st.lora_rank}, fp32)", trainable * 4, "Parameter",
-                                f"{_n(trainable)} = L·Σ r·(in+out) over {len(resolve_targets(arch, st.lora_targets))} targets × 4 B",
-                                "Hu et al. 2021 §4.1; peft keeps adapters in fp32 (autocast_adapter_dtype)"))
-        grad_b, state_b = 4, 4
+        # peft keeps adapters in fp32 (autocast_adapter_dtype); LitGPT's bf16-true makes every
+        # parameter, and so its gradient and AdamW state, bf16.
+        ab = 2 if st.framework == "litgpt" else 4
+        static.append(Component("adapters", f"LoRA adapters (r={st.lora_rank}, {'bf16' if ab == 2 else 'fp32'})",
+                                trainable * ab, "Parameter",
+                                f"{_n(trainable)} = L·Σ r·(in+out) over {len(resolve_targets(arch, st.lora_targets))} targets × {ab} B",
+                                "Hu et al. 2021 §4.1; peft autocast_adapter_dtype / LitGPT bf16-true"))
+        grad_b, state_b = ab, ab
     else:
         trainable = arch.params()
         label = "weights (fp32 master copy)" if style == "amp" else f"weights ({prec.name})"
@@ -87,10 +97,13 @@ def _activations(arch: DecoderArch, st: Settings, style: str, p: int) -> tuple[l
     lora = (st.lora_rank, st.lora_targets) if style == "lora" else None
     tokens = st.batch * st.seq
     per_token, layer_formula = train_layer_activations(arch, style, p, st.attention, st.seq, lora,
-                                                       quantized_base=st.mode == "qlora")
+                                                       quantized_base=st.mode == "qlora", framework=st.framework,
+                                                       dropout=st.lora_dropout)
     res_b = {"amp": 4, "pure": p, "lora": 2}[style]  # residual stream dtype
     norm_final = {"amp": 8, "pure": 4 + p, "lora": 4}[style] * arch.hidden
     head_in = {"amp": 2, "pure": p, "lora": 0}[style] * arch.hidden
+    if quantizes_head(st.framework, st.mode):
+        head_in = 2 * arch.hidden  # the 4-bit output layer keeps its input (MatMul4Bit ctx.tensors)
     edge = tokens * (res_b * arch.hidden + norm_final + head_in)  # embedding output, final norm, lm_head input
     one_layer = tokens * per_token
     if st.grad_ckpt:
@@ -106,11 +119,11 @@ def _activations(arch: DecoderArch, st: Settings, style: str, p: int) -> tuple[l
                        layers_act + edge, "Activation", act_formula,
                        "Korthikanti et al. 2022 §4.1 method on the HF Llama layer" +
                        ("; Chen et al. 2016 (recomputation)" if st.grad_ckpt else ""))]
-    mb = mask_bytes(st.batch, st.seq, p, st.attention)
+    mb = mask_bytes(st.batch, st.seq, p, st.attention) if st.framework == "hf" else 0  # LitGPT: is_causal, no mask
     if mb:
         comps.append(Component("mask", "4-D attention mask (padded batch)", mb, "Activation",
                                f"{st.batch} × {st.seq}² × {p} B", "transformers 4-D causal mask for SDPA/eager"))
-    kept, _, lf, lsrc = loss_terms(arch.vocab, tokens, st.loss, p, st.keep_outputs)
+    kept, _, lf, lsrc = _loss(arch, st, p)
     comps.append(Component("loss", f"logits + loss ({st.loss} vocabulary)", kept, "Activation", lf, lsrc))
     if style == "amp":
         n = arch.layers * arch.block_linear_params() + arch.vocab * arch.hidden
@@ -129,11 +142,11 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
     acts, recompute = _activations(arch, st, style, p)
 
     # -- start of backward: the loss backward, or (checkpointed) one layer recomputed -----------
-    _, loss_temp, _, _ = loss_terms(arch.vocab, tokens, st.loss, p, st.keep_outputs)
+    _, loss_temp, _, _ = _loss(arch, st, p)
     temp = max(loss_temp, recompute + 2 * tokens * arch.hidden * 4)
     what = f"max(loss grads {_n(loss_temp)} B{', one recomputed layer + its input grads' if st.grad_ckpt else ''})"
-    if st.mode == "qlora":
-        db, _ = dequant_copy_bytes(arch)
+    db = _dequant_copy(arch, st)
+    if db:
         temp += db
         what += " + one dequantized 16-bit weight (bitsandbytes backward)"
     # Gradient accumulation: .grad is zeroed only after the optimizer step, so from the second
@@ -142,6 +155,7 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
     start = [*static, *held, *acts, Component("backward_temp", "backward temporaries", temp, "Temp", what,
                                        "autograd: grad-out and grad-in of log_softmax live together; "
                                        "bitsandbytes MatMul4Bit.backward dequantize_4bit")]
+    start = _with_previous_graph(arch, st, p, [*static, *held, *acts], start)
 
     # -- end of backward / optimizer step -------------------------------------------------------
     # A tied embedding's gradient arrives twice (output layer, then embedding): accumulating the second
@@ -163,6 +177,43 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
                        _notes(st, style))
 
 
+def _dequant_copy(arch: DecoderArch, st: Settings) -> int:
+    """The 16-bit copy a 4-bit layer's forward and backward make of its weight (0 unless QLoRA)."""
+    if st.mode != "qlora":
+        return 0
+    db, _ = dequant_copy_bytes(arch)
+    if quantizes_head(st.framework, st.mode):  # LitGPT's 4-bit output layer: V × h
+        db = max(db, 2 * arch.vocab * arch.hidden)
+    return db
+
+
+def _loss(arch: DecoderArch, st: Settings, p: int) -> tuple[int, int, str, str]:
+    """Logits and loss of the framework: LitGPT's chunked head and 16-bit loss, or ``terms.loss_terms``."""
+    tokens = st.batch * st.seq
+    if st.framework == "litgpt":
+        return litgpt_loss(arch.vocab, tokens, st.batch, p)
+    return loss_terms(arch.vocab, tokens, st.loss, p, st.keep_outputs)
+
+
+def _with_previous_graph(arch: DecoderArch, st: Settings, p: int, forward_end: list[Component],
+                         start: list[Component]) -> list[Component]:
+    """The start of backward, or the end of the next forward while the previous micro-batch's graph
+    still holds its 4-bit layers' inputs and logits (frameworks.retained_4bit_inputs), if larger."""
+    kept, formula = retained_4bit_inputs(arch, st.batch * st.seq, st.framework, st.mode)
+    if not kept:
+        return start
+    logits = p * st.batch * st.seq * arch.vocab
+    previous = Component("previous_graph", "previous micro-batch: 4-bit inputs + logits", kept + logits, "Activation",
+                         f"{formula} + {p} B × {st.batch * st.seq} × {arch.vocab} logits",
+                         "bitsandbytes MatMul4Bit ctx.tensors (not freed by backward); litgpt finetune loop")
+    # The output layer's forward dequantizes its weight too (MatMul4Bit.forward: dequantize_4bit).
+    dequant = Component("forward_temp", "one dequantized 16-bit weight (forward)", _dequant_copy(arch, st), "Temp",
+                        "the output layer's V × h × 2 B" if quantizes_head(st.framework, st.mode) else "largest linear × 2 B",
+                        "bitsandbytes MatMul4Bit.forward dequantize_4bit")
+    moment = [*forward_end, previous, dequant]
+    return moment if sum(c.bytes for c in moment) > sum(c.bytes for c in start) else start
+
+
 def _largest_trainable(arch: DecoderArch, st: Settings) -> int:
     if st.mode == "full":
         return max(max(i * o for i, o in arch.linear_shapes().values()), arch.vocab * arch.hidden)
@@ -175,6 +226,8 @@ def choose_peak(name: str, params: int, st: Settings, start: tuple[list, list], 
     s_total, e_total = (sum(c.bytes for c in moment[0]) for moment in (start, end))
     if s_total >= e_total:
         (comps, cpu), phase = start, "start of backward"
+        if any(c.key == "previous_graph" for c in comps):
+            phase = "end of forward, the previous micro-batch's graph still alive"
         notes.insert(0, f"end of backward (all {grad_label}, optimizer step): {e_total / GiB:.2f} GiB")
     else:
         (comps, cpu), phase = end, "end of backward / optimizer step"

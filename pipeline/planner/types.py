@@ -18,6 +18,7 @@ SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")  # fsdp: FULL_SHAR
 OFFLOAD = ("none", "optimizer", "params")  # params: ZeRO-3 offload_param / FSDP CPUOffload (states too)
 LOSSES = ("full", "chunked")  # transformers' full-vocabulary fp32 loss; chunked CE (torchtune, LitGPT)
 RUNTIMES = ("auto", "ctranslate2", "openai", "transformers")  # Whisper; auto: ctranslate2 (faster-whisper)
+FRAMEWORKS = ("hf", "litgpt")  # decoder training: transformers + peft (default) or LitGPT (see frameworks.py)
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Settings:
     attention: str = "sdpa"  # sdpa / flash: no s² term; eager: the s² scores are stored
     lora_rank: int = 16
     lora_targets: tuple[str, ...] = ALL_LINEAR  # module names, or "all-linear"
+    lora_dropout: float = 0.05  # > 0: each dropout keeps a 1-byte mask (peft default 0.0; recipes 0.05-0.1)
+    framework: str = "hf"  # decoder training: hf (transformers + peft + bitsandbytes) | litgpt
     master_weights: bool = True  # 16-bit full fine-tuning keeps fp32 master weights (mixed precision)
     double_quant: bool | None = None  # bitsandbytes 4-bit; None: on for qlora, off otherwise
     group_size: int = 128  # GPTQ / AWQ
@@ -61,11 +64,14 @@ class Settings:
         if self.attention not in ATTENTION:
             raise ConfigError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTION)}")
         for name, value, valid in (("shard", self.shard, SHARDING), ("offload", self.offload, OFFLOAD),
-                                   ("loss", self.loss, LOSSES), ("runtime", self.runtime, RUNTIMES)):
+                                   ("loss", self.loss, LOSSES), ("runtime", self.runtime, RUNTIMES),
+                                   ("framework", self.framework, FRAMEWORKS)):
             if value not in valid:
                 raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
         if min(self.batch, self.seq, self.lora_rank, self.beam, self.gpus, self.grad_accum) < 1:
             raise ConfigError("batch, seq, lora rank, beam, gpus and grad-accum must be at least 1")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora dropout must be in [0, 1), not {self.lora_dropout}")
         if self.mode == "inference" and (self.gpus > 1 or self.offload != "none"):
             raise ConfigError("--gpus/--shard/--offload describe training; inference estimates are for one GPU")
         if self.offload == "params" and self.shard not in ("zero3", "fsdp"):
