@@ -161,7 +161,8 @@ def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
     n_layers = sum(x.layers for x in shape.stacks)
     unit = max(shape.params // max(n_layers, 1), shape.vocab * shape.stacks[0].hidden)
     unit_trainable = unit if st.mode == "full" else trainable // max(n_layers, 1)
-    units = Units(unit, unit_trainable, grad_b, gb, shape.params, 4 if label == "fp32" else 2)
+    units = Units(unit, unit_trainable, grad_b, gb, shape.params, 4 if label == "fp32" else 2,
+                  head_params=shape.vocab * shape.stacks[-1].hidden, layer_params=shape.params // max(n_layers, 1))
     start_gpu, end_gpu = shard(start, st, units), shard(end, st, units)
     notes = [f"{arch.name}: layers counted with Korthikanti et al.'s GPT layer (34 sbh in 16 bit), an upper bound "
              "for layers without dropout"]

@@ -30,8 +30,11 @@ def cuda_context_bytes(st: Settings, runtime: str = "torch") -> int:
     return int(mib) * 2**20
 
 
-def runtime_components(components: list[Component], st: Settings, runtime: str = "torch") -> list[Component]:
-    """CUDA context and allocator slack for a list of tensor components (nothing when overhead is off)."""
+def runtime_components(components: list[Component], st: Settings, runtime: str = "torch",
+                       cacheable: int | None = None) -> list[Component]:
+    """CUDA context and allocator slack for a list of tensor components (nothing when overhead is off).
+    ``cacheable`` (CTranslate2): the bytes of freed blocks its allocator can keep (whisper._ct2_cacheable);
+    None: all the short-lived tensors."""
     if not st.overhead:
         return []
     transient = sum(c.bytes for c in components if c.category in ("Activation", "Temp"))
@@ -48,8 +51,10 @@ def runtime_components(components: list[Component], st: Settings, runtime: str =
         # CTranslate2's CUDA allocator is cub's CachingDeviceAllocator (src/cuda/allocator.cc: bin
         # growth 4, bins up to 4^12 = 16 MiB, max_cached_bytes 200 MiB): blocks above 16 MiB are
         # freed at once, smaller ones stay cached up to 200 MiB.
-        slack = min(CT2_MAX_CACHED, transient)
-        how = ("cached blocks, at most max_cached_bytes = 200 MiB", "CTranslate2 src/cuda/allocator.cc (cub caching allocator)")
+        held = transient if cacheable is None else cacheable
+        slack = min(CT2_MAX_CACHED, held)
+        how = (f"cached blocks ≤ 16 MiB: min({held / 2**20:.0f} MiB, max_cached_bytes = 200 MiB)",
+               "CTranslate2 src/cuda/allocator.cc (cub caching allocator)")
     ctx = cuda_context_bytes(st, runtime)
     given = st.cuda_context_mib is not None
     return [

@@ -11,6 +11,15 @@ FSDP", §3). What sharding adds back:
   transformer layer or the embedding/output matrix, whichever is larger; its gradient exists
   unsharded until the reduce-scatter. DeepSpeed ZeRO-3 keeps gathered parameters alive up to
   ``stage3_max_live_parameters`` (default 1e9 parameters, DeepSpeed config docs): min(all, 1e9).
+  That limit stops prefetching, not a fetch: a parameter whose next use is within
+  ``stage3_max_reuse_distance`` (default 1e9 parameters) is not released, and the output layer's
+  backward follows its forward at once (distance 0), so at the turn from forward to backward the
+  output matrix stays gathered while the last layer is fetched: max(min(all, 1e9), head + layer)
+  (PartitionedParameterCoordinator: release_sub_module / __params_to_release, prefetch budget).
+- Parameter offload adds the shard's trip: a unit whose shard is in CPU RAM is first copied to the
+  GPU, then all-gathered into the full buffer (DeepSpeed ``all_gather_coalesced``:
+  ``param.ds_tensor.to(device)``; FSDP ``FlatParamHandle.pre_unshard``: ``flat_param_to(device)``),
+  so the largest fetched unit exists once more, divided by N, while it is gathered.
 - DeepSpeed ZeRO-2/3 reduce gradients through a bucket of ``reduce_bucket_size`` elements (default
   5e8) in the gradient dtype; ZeRO-3 allocates it whole (contiguous_gradients), ZeRO-2 at most the
   gradients' size.
@@ -43,6 +52,8 @@ class Units:
     grads_total: int  # bytes of all gradients (DDP buckets)
     total_params: int
     compute_b: int = 2  # bytes per gathered parameter (the compute dtype)
+    head_params: int = 0  # the output matrix (the embedding when tied): the last forward use, the first backward one
+    layer_params: int = 0  # the largest layer
 
 # Components each sharding stage divides by N (keys as in training.py / whisper.py / others.py).
 _STAGE = {
@@ -74,10 +85,17 @@ def shard(components: list[Component], st: Settings, u: Units) -> tuple[list[Com
     if kind == "zero3":
         if st.shard == "fsdp":
             live, what, src = 2 * u.unit_params, f"2 units × {u.unit_params:,}", "FSDP all-gather with backward prefetch"
+            trip = live // n if st.offload == "params" else 0
         else:
-            live = min(u.total_params, DS_MAX_LIVE_PARAMETERS)
-            what, src = f"min(all, 1e9) = {live:,}", "DeepSpeed stage3_max_live_parameters (default 1e9)"
-        gathered = live * u.compute_b + u.trainable_unit * u.grad_b
+            live = max(min(u.total_params, DS_MAX_LIVE_PARAMETERS), u.head_params + u.layer_params)
+            what = f"max(min(all, 1e9), head + layer) = {live:,}"
+            src = "DeepSpeed stage3_max_live_parameters, stage3_max_reuse_distance (defaults 1e9)"
+            largest = max(u.head_params, u.layer_params) or u.unit_params
+            trip = largest // n if st.offload == "params" else 0
+        if trip:
+            what += f" + {trip:,} (offloaded shard copied in)"
+            src += "; parameter offload: shard copied to the GPU before the all-gather"
+        gathered = (live + trip) * u.compute_b + u.trainable_unit * u.grad_b
         gpu.append(Component("gathered", "gathered parameters + one unsharded gradient", gathered, "Temp",
                              f"{what} params × {u.compute_b} B + {u.trainable_unit:,} × {u.grad_b} B", src))
     if st.shard in ("zero2", "zero3"):  # DeepSpeed (FSDP reduce-scatters per unit, counted above)

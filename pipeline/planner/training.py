@@ -170,7 +170,8 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
                              what, "torch.optim._multi_tensor_adamw; transformers Adafactor; torch AccumulateGrad"))
     unit = max(arch.block_params(), arch.vocab * arch.hidden)
     unit_trainable = unit if st.mode == "full" else trainable // arch.layers
-    units = Units(unit, unit_trainable, grad_b, gb, arch.params(), p)
+    units = Units(unit, unit_trainable, grad_b, gb, arch.params(), p, head_params=arch.vocab * arch.hidden,
+                  layer_params=arch.block_params())
     start, start_cpu = shard(start, st, units)
     end, end_cpu = shard(end, st, units)
     return choose_peak(arch.name, arch.params(), st, (start, start_cpu), (end, end_cpu), gradients.label,

@@ -28,6 +28,9 @@ BATCHED_PROMPT = 4
 # tokenizer help): ~133 tokens. Pass it as window_tokens for English audio; other languages and
 # scripts tokenize denser, hence the all-language default SAMPLE_LEN.
 ENGLISH_WINDOW_TOKENS = 133
+# CTranslate2's CUDA allocator (cub CachingDeviceAllocator, src/cuda/allocator.cc): bins grow by 4 up to
+# 4^12 B; a larger block is allocated exactly and freed at once, never cached.
+CT2_MAX_BIN = 4**12
 
 
 def whisper_linear_params(arch: WhisperArch) -> int:
@@ -76,24 +79,25 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
         raise ConfigError(f"the {runtime} runtime runs fp32/fp16 weights; int8 is CTranslate2's (--runtime ctranslate2)")
     n_lin = whisper_linear_params(arch)
     other = arch.params() - n_lin
+    emb = arch.vocab * arch.d_model
+    # CTranslate2 quantizes every variable named "weight" (WhisperModel::is_quantizable), the token
+    # embedding included (its decoder projection is the same variable): int8 + one fp32 scale per row
+    # (layers/common.cc Embeddings, weight_scale). Convolutions and norms stay in the float type.
+    emb_b = 1 + 4 / arch.d_model if lin_b == 1 else p
     d, T = arch.d_model, arch.audio_ctx
     b, beams = st.batch, st.batch * st.beam
     per_beam_cross = runtime in ("transformers", "openai")
     cross_seqs = beams if per_beam_cross else b
     lin_scale = 4 * (arch.encoder_layers * (4 * d + d + arch.ffn) + arch.decoder_layers * (8 * d + d + arch.ffn)) if lin_b == 1 else 0
-    tokens, tok_formula = decoder_tokens(arch, b, st.window_tokens)
     encoder_ws = int(b * (3000 * d * p * 2 + T * d * p * 6 + arch.heads * T * T * p))
     decoder_state = [
         Component("kv_cache", "cross-attention K/V", int(2 * arch.decoder_layers * cross_seqs * T * d * p), "Activation",
                   f"2 × {arch.decoder_layers} layers × {cross_seqs} {'beams' if per_beam_cross else 'sequences'} × 1500 × {d} × {p:g} B ({runtime})",
                   "Radford et al. 2022; Pope et al. 2022"),
-        Component("self_kv", "self-attention KV cache", int(2 * arch.decoder_layers * st.beam * tokens * d * p), "Activation",
-                  f"2 × {arch.decoder_layers} × {st.beam} beams × {tok_formula} tokens × {d} × {p:g} B",
-                  "Pope et al. 2022 §2; openai-whisper sample_len; CTranslate2 drops finished batch items"),
-        Component("logits", "logits", beams * arch.vocab * 4, "Activation", f"{beams} × {arch.vocab} × 4 B", "fp32 log-probs per beam"),
-    ]
-    comps = [Component("weights", f"weights ({label})", int(n_lin * lin_b + other * p + lin_scale), "Parameter",
-                       f"{_n(n_lin)} linear × {lin_b:g} B + {_n(other)} others × {p:g} B", "Radford et al. 2022 Table 1"),
+        *_self_attention_state(arch, st, p, runtime)]
+    comps = [Component("weights", f"weights ({label})", int(n_lin * lin_b + emb * emb_b + (other - emb) * p + lin_scale),
+                       "Parameter", f"{_n(n_lin)} linear × {lin_b:g} B + {_n(emb)} embedding × {emb_b:.3g} B + "
+                       f"{_n(other - emb)} others × {p:g} B", "Radford et al. 2022 Table 1; CTranslate2 int8 quantization"),
              Component("encoder_out", "encoder output", int(b * T * d * p), "Activation", f"{b} × 1500 × {d} × {p:g} B",
                        "kept for the decoder")]
     if st.encoder_copy:
@@ -112,5 +116,51 @@ def estimate_whisper(arch: WhisperArch, st: Settings) -> Estimate:
         phase = "decoding"
     est = Estimate(arch.name, arch.params(), asdict(st), label, comps, phase,
                    [f"runtime {runtime}" + ("" if st.runtime != "auto" else " (the default; --runtime openai or transformers for PyTorch)")])
-    est.components += runtime_components(est.components, st, "ctranslate2" if runtime == "ctranslate2" else "torch")
+    if runtime == "ctranslate2":
+        est.components += runtime_components(est.components, st, "ctranslate2", _ct2_cacheable(comps, arch, st, p))
+    else:
+        est.components += runtime_components(est.components, st, "torch")
     return est
+
+
+def _self_attention_state(arch: WhisperArch, st: Settings, p: float, runtime: str) -> list[Component]:
+    """The decoder's self-attention cache, how it grows, and the step's logits.
+
+    The cache holds beams × (positions summed over the batch, ``decoder_tokens``) per layer. CTranslate2
+    grows it one step at a time (layers/attention.cc: ``ops::Concat`` of the cached keys and the
+    step's into a new buffer) and gathers it by beam every step (decoder.cc ``gather``: through a
+    temporary), so one layer's K or V exists twice for a moment. Its logits are in the decoder's
+    output type (decoding.cc ``StorageView logits(dtype, device)``, log-softmax in place); the
+    PyTorch runtimes take log-softmax of ``logits.float()``.
+    """
+    L, d = arch.decoder_layers, arch.d_model
+    tokens, tok_formula = decoder_tokens(arch, st.batch, st.window_tokens)
+    cache = int(2 * L * st.beam * tokens * d * p)
+    logit_b = p if runtime == "ctranslate2" else 4
+    beams = st.batch * st.beam
+    out = [Component("self_kv", "self-attention KV cache", cache, "Activation",
+                     f"2 × {L} × {st.beam} beams × {tok_formula} tokens × {d} × {p:g} B",
+                     "Pope et al. 2022 §2; openai-whisper sample_len; CTranslate2 drops finished batch items"),
+           Component("logits", "logits", int(beams * arch.vocab * logit_b), "Activation",
+                     f"{beams} × {arch.vocab} × {logit_b:g} B", "log-probs per beam, one step")]
+    if runtime == "ctranslate2":
+        out.insert(1, Component("kv_growth", "one layer's K or V copied as it grows", cache // (2 * L), "Temp",
+                                f"self-attention cache ÷ (2 × {L})",
+                                "CTranslate2 attention.cc Concat; decoder.cc gather through a temporary"))
+    return out
+
+
+def _ct2_cacheable(comps: list[Component], arch: WhisperArch, st: Settings, p: float) -> int:
+    """Bytes the cub caching allocator can hold on to at the peak: only freed blocks up to its largest
+    bin (``CT2_MAX_BIN``, 16 MiB) are cached. In decoding those are the previous steps' cache
+    buffers when one layer's K (or V) fits a bin, and the step's logits; in the encoder, the freed
+    per-layer tensors when the widest (batch × 1500 × ffn) fits one."""
+    by_key = {c.key: c.bytes for c in comps}
+    cacheable = 0
+    if "self_kv" in by_key and by_key["self_kv"] // (2 * arch.decoder_layers) <= CT2_MAX_BIN:
+        cacheable += by_key["self_kv"]
+    if by_key.get("logits", 0) <= CT2_MAX_BIN:
+        cacheable += by_key.get("logits", 0)
+    if "activations" in by_key and st.batch * arch.audio_ctx * arch.ffn * p <= CT2_MAX_BIN:
+        cacheable += by_key["activations"]
+    return cacheable
