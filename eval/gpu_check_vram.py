@@ -12,8 +12,9 @@ Three measurements, about 2-4 minutes on one CUDA GPU, no network (bundled weigh
 4. (--long) QLoRA of the same model the standard way (bitsandbytes NF4 + double quantization,
    peft prepare_model_for_kbit_training, which turns on gradient checkpointing and upcasts the
    unquantized weights, LoRA r=16 on all linear layers, torch AdamW, a hand-written loop keeping
-   ``outputs``) at 2048, 8192 and 16384 tokens: max_memory_allocated and the NVML process peak,
-   the long-context rows issue 14 asked for (about 2 minutes; 16k needs ~20 GB);
+   ``outputs``) at 2048, 8192 and 16384 tokens, and at 2048 once more with LoRA dropout 0.05 (its
+   masks): max_memory_allocated and the NVML process peak, the long-context rows issue 14 asked for
+   (about 2 minutes; 16k needs ~20 GB);
 5. (--long) Whisper base under faster-whisper's BatchedInferencePipeline at batch 1, 2, 4, 8, 16,
    fp16 and int8_float16, beam 5, on 4 minutes of speech (espeak-ng when installed, else a tone):
    NVML process peaks, the rows behind the batch-8 decoder-cache bound.
@@ -165,7 +166,7 @@ def measure_lora(torch, gpu: str) -> list[dict]:
     alloc, reserved = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
     del model, opt
     torch.cuda.empty_cache()
-    s = {"batch": 4, "seq": 512, "lora_rank": 16}
+    s = {"batch": 4, "seq": 512, "lora_rank": 16, "lora_dropout": 0.0, "fused_optimizer": True, "keep_outputs": False}
     return [
         _row("gpu-check-smollm2-135m-lora-allocated", "smollm2-135m", "LoRA step (peft, all-linear)", "lora", "bf16", s,
              "allocated", alloc, gpu, "steady-state step peak"),
@@ -195,7 +196,8 @@ def measure_qlora_long(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="smollm2-bf16-"))
     try:
         folder = _dequantized_copy(torch, tmp)
-        for seq in (2048, 8192, 16384):
+        # (tokens, LoRA dropout): the context sweep, and once with dropout to see its masks
+        for seq, dropout in ((2048, 0.0), (8192, 0.0), (16384, 0.0), (2048, 0.05)):
             torch.cuda.empty_cache()
             with nv:
                 q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -203,7 +205,7 @@ def measure_qlora_long(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
                 model = AutoModelForCausalLM.from_pretrained(str(folder), quantization_config=q, device_map={"": 0},
                                                              attn_implementation="sdpa")
                 model = prepare_model_for_kbit_training(model)  # gradient checkpointing on, fp32 upcast
-                model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+                model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear"))
                 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
                 ids = torch.randint(100, 40000, (1, seq), device="cuda")
                 for step in range(2):
@@ -219,11 +221,12 @@ def measure_qlora_long(torch, gpu: str, nv: NvmlPeak) -> list[dict]:
                 torch.cuda.synchronize()
             alloc = torch.cuda.max_memory_allocated()
             del model, opt
-            s = {"batch": 1, "seq": seq, "lora_rank": 16, "grad_ckpt": True}
-            what = f"QLoRA step at {seq} tokens (bnb nf4-dq, peft kbit prep, all-linear r=16, AdamW foreach)"
-            rows += [_row(f"gpu-check-smollm2-135m-qlora-{seq}-allocated", "smollm2-135m", what, "qlora", "nf4", s,
+            s = {"batch": 1, "seq": seq, "lora_rank": 16, "grad_ckpt": True, "lora_dropout": dropout, "framework": "hf"}
+            what = f"QLoRA step at {seq} tokens (bnb nf4-dq, peft kbit prep, all-linear r=16, dropout {dropout}, AdamW foreach)"
+            tag = f"{seq}" + ("-dropout" if dropout else "")
+            rows += [_row(f"gpu-check-smollm2-135m-qlora-{tag}-allocated", "smollm2-135m", what, "qlora", "nf4", s,
                           "allocated", alloc, gpu, "steady-state step; outputs kept through backward"),
-                     _row(f"gpu-check-smollm2-135m-qlora-{seq}-nvml", "smollm2-135m", what, "qlora", "nf4", s,
+                     _row(f"gpu-check-smollm2-135m-qlora-{tag}-nvml", "smollm2-135m", what, "qlora", "nf4", s,
                           "gpu_process", nv.peak, gpu, "NVML peak of the process (model load included)")]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

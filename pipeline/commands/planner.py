@@ -34,6 +34,8 @@ class VramOptions:
     grad_accum: int = _O(1, "--grad-accum", min=1, help="Micro-batches per optimizer step (above 1, gradients stay allocated through every backward).")
     loss: str = _O("full", "--loss", help="full (transformers: fp32 logits over the vocabulary) or chunked (torchtune/LitGPT).")
     runtime: str = _O("auto", "--runtime", help="Whisper runtime: ctranslate2 (faster-whisper, default), openai or transformers.")
+    framework: str = _O("hf", "--framework", help="Decoder training code: hf (transformers + peft + bitsandbytes, default) or litgpt.")
+    lora_dropout: float = _O(0.05, "--lora-dropout", min=0.0, max=0.99, help="LoRA dropout (above 0 each dropout keeps a 1-byte mask).")
     window_tokens: Optional[int] = _O(None, "--window-tokens", min=1, help="Whisper batches: tokens per 30-s window (default 224, any language; ~133 for English speech).")
     cuda_context_mib: Optional[int] = _O(None, "--cuda-context", min=0, help="CUDA context in MiB (default: 1024 for PyTorch, 512 for CTranslate2).")
     target_seq: Optional[int] = _O(None, "--target-seq", min=1, help="Encoder-decoder training: decoder tokens (T5: --seq; Whisper: 448).")

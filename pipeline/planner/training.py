@@ -251,8 +251,11 @@ def _notes(st: Settings, style: str) -> list[str]:
         notes.append("AdamW counted with PyTorch's default foreach step (a temporary the size of the state); fused=True avoids it")
     if st.optimizer.startswith("paged"):
         notes.append("paged optimizer: its state is in CUDA unified memory and can page out to CPU RAM under pressure; counted in full here")
-    if st.loss == "full":
-        notes.append("logits and loss over the whole vocabulary in fp32 (transformers); --loss chunked for torchtune/LitGPT-style chunked cross-entropy")
+    if st.framework == "litgpt":
+        notes.append("LitGPT: fused qkv kept whole by attention, one LoRA dropout for q/k/v, 16-bit chunked logits and loss"
+                     + ("; every linear 4-bit, the output layer too" if st.mode == "qlora" else ""))
+    elif st.loss == "full":
+        notes.append("logits and loss over the whole vocabulary in fp32 (transformers); --loss chunked for torchtune-style chunked cross-entropy, --framework litgpt for LitGPT")
     if st.optimizer in ("adamw8bit", "paged_adamw8bit") or st.mode == "qlora":
         notes.append("bitsandbytes needs a CUDA GPU")
     return notes

@@ -63,7 +63,7 @@ def estimate(model: str | None = None, config: str | None = None, params: str | 
     apply): batch, seq, kv_cache_dtype, optimizer, grad_ckpt, attention, lora_rank, lora_targets
     (a tuple or "q_proj,v_proj"), master_weights, double_quant, group_size, beam, overhead, and the
     training and runtime terms gpus, shard, offload, grad_accum, loss, runtime, window_tokens,
-    cuda_context_mib, target_seq, fused_optimizer, keep_outputs, kbit_prep."""
+    cuda_context_mib, target_seq, fused_optimizer, keep_outputs, kbit_prep, framework, lora_dropout."""
     from pipeline.planner.estimator import Settings, estimate as estimate_one
     from pipeline.planner.policy import labelled_settings
     from pipeline.planner.readers import resolve_model
