@@ -348,10 +348,11 @@ def _opt_reftype():
 
 def measured_settings(settings):
     """The estimator's description of what the dry run does: fused AdamW, only the loss outliving
-    the forward pass (as the HF Trainer's compute_loss), no peft k-bit preparation, no LoRA dropout."""
+    the forward pass (as the HF Trainer's compute_loss), no peft k-bit preparation, no LoRA dropout,
+    and transformers' model code (the dry run builds the HF model, whatever --framework says)."""
     from dataclasses import replace
 
-    return replace(settings, fused_optimizer=True, keep_outputs=False, kbit_prep=False, lora_dropout=0.0)
+    return replace(settings, fused_optimizer=True, keep_outputs=False, kbit_prep=False, lora_dropout=0.0, framework="hf")
 
 
 def _optimizer(name: str, params, notes: list[str]):
