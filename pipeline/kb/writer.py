@@ -151,4 +151,4 @@ def commit(kb, prepared: PreparedFile, existing) -> IngestOutcome:
         kb.catalog.bump_generation()
     status = "replaced" if existing is not None else "added"
     return IngestOutcome(prepared.path, status, status, doc_id, len(doc.pages), len(chunks), doc.warnings,
-                         prepared.seconds)
+                         prepared.seconds, round(prepared.work_seconds, 3))
