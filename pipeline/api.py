@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from pipeline.ask import Answer, Citation, answer
 from pipeline.config import Config, load_config
+from pipeline.fanout import summarize_many
 from pipeline.kb import IngestOutcome, KnowledgeBase
 from pipeline.kb.store import Hit
 from pipeline.llm import load_model
@@ -41,5 +42,5 @@ from pipeline.summarize import BookSummary, summarize
 __all__ = [
     "Answer", "BookSummary", "Citation", "ClusterPlan", "Config", "FileTranscript", "FinetunePlan", "Hit", "IngestOutcome",
     "KnowledgeBase", "MachinePlan", "Progress", "TranscribeBatch", "VramReport", "answer", "cluster_plan", "estimate", "finetune",
-    "load_config", "load_model", "plan", "summarize", "transcribe_batch",
+    "load_config", "load_model", "plan", "summarize", "summarize_many", "transcribe_batch",
 ]

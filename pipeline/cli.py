@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from syllabus_common.errors import SyllabusError
+from pipeline.commands import books as books_commands
 from pipeline.commands import config as config_commands
 from pipeline.commands import kb as kb_commands
 from pipeline.commands import llm as llm_commands
@@ -62,7 +63,8 @@ def _global(
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-for _commands in (kb_commands, llm_commands, summarize_commands, config_commands, planner_commands, transcribe_commands):
+for _commands in (kb_commands, llm_commands, summarize_commands, books_commands, config_commands, planner_commands,
+                  transcribe_commands):
     _commands.register(app)
 
 
