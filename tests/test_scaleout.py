@@ -105,8 +105,11 @@ def test_a_worker_killed_mid_task_is_retried_and_the_kb_stays_whole(ray_session,
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     book = pdfgen.topic_book(tmp_path / "book.pdf")
+    twin = tmp_path / "twin.pdf"  # the same bytes twice in one batch: one document, as locally
+    shutil.copy(book, twin)
     with KnowledgeBase(tiny_cfg, tmp_path / "kb", create=True) as kb:
-        outcomes = {Path(o.path).name: o for o in kb.ingest([killed, broken, book], ray="local")}
+        outcomes = {Path(o.path).name: o for o in kb.ingest([killed, broken, book, twin], ray="local")}
+        assert outcomes["twin.pdf"].status == "duplicate"
         assert (faults / "syllabus-fault-killed.m4a").exists(), "the worker was not killed"
         assert outcomes["killed.m4a"].status == "added", outcomes["killed.m4a"].message
         assert outcomes["book.pdf"].status == "added"

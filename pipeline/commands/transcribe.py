@@ -74,7 +74,9 @@ def transcribe(
                                  word_timestamps=word_timestamps, vad=vad))
 
     def loaded(b) -> None:
-        if not as_json:
+        if not as_json and ray is not None:
+            note(f"{b.backend} · {b.model} · one model per Ray worker")
+        elif not as_json:
             split = f", encoder {b.threads[0]} / decoder {b.threads[1]} threads" if b.threads and b.threads[0] else ""
             note(f"{b.backend} · {b.model} · {b.device} {b.compute_type}{split} (loaded in {b.load_seconds:.1f} s)")
 

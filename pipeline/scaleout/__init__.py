@@ -41,11 +41,13 @@ def connect(address: str | None):
     ray = require_ray()
     if ray.is_initialized():
         return ray
+    # Ray's own notes (token set-up, session folders) are for --verbose; our errors say what failed.
+    level = logging.INFO if logging.getLogger().getEffectiveLevel() <= logging.DEBUG else logging.ERROR
     try:
         if address in (None, "", LOCAL):
-            ray.init(logging_level=logging.WARNING, include_dashboard=False, log_to_driver=False)
+            ray.init(logging_level=level, include_dashboard=False, log_to_driver=False)
         else:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=address, logging_level=level, log_to_driver=False)
     except ConnectionError as exc:
         raise ConfigError(f"--ray {address}: no Ray cluster answers there ({exc}); start one with `ray start --head`") from None
     return ray

@@ -243,7 +243,7 @@ def _explain(info, shapes, workers, counts, rates, audio_hours, pages, hours) ->
     lines = [f"cluster: {info.nodes} node(s), {info.cpus:g} CPUs, {gpu}, {info.memory / GiB:.0f} GiB host memory",
              *info.notes]
     for k, s in shapes.items():
-        where = f"{s.num_gpus:g} GPU" if s.num_gpus else f"{s.model_bytes / GiB:.1f} GiB RAM"
+        where = (f"{s.num_gpus:g} GPU, " if s.num_gpus else "") + f"{s.memory / GiB:.1f} GiB RAM"
         lines.append(f"{k} worker: {' + '.join(s.models)} ({s.model_bytes / GiB:.2f} GiB) → asks {s.num_cpus:g} CPU, "
                      f"{where}; the cluster holds {workers[k]}")
     for k in KINDS:
