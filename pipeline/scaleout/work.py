@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -228,7 +227,7 @@ def _ingest(ray, kb, paths: list, progress: Progress) -> list[IngestOutcome]:
                         _audio_seconds(Path(raw)) if media else 0.0, existing))
     if not jobs:
         return [outcomes[i] for i in range(len(paths))]
-    tally.audio_total = sum(j.audio_seconds for j in jobs)
+    tally.expect_audio(sum(j.audio_seconds for j in jobs))
     info = _cluster(ray)
     shapes = worker_shapes(kb.cfg, info)
     counts = split_workers(shapes, info, {k: sum(j.kind == k for j in jobs) for k in shapes})
@@ -256,7 +255,11 @@ class _Tally:
     def __init__(self, progress: Progress, total: int):
         self.progress, self.total, self.finished = progress, total, 0
         self.audio_done, self.audio_total = 0.0, 0.0
-        self.started = time.perf_counter()
+
+    def expect_audio(self, seconds: float) -> None:
+        self.audio_total = seconds
+        if seconds:
+            self.progress.audio(0.0, seconds)  # the bar over audio hours shows from the start
 
     def done(self, path, outcome, audio_seconds: float = 0.0) -> None:
         self.progress.file_started(str(path), self.finished, self.total)
@@ -280,7 +283,7 @@ def transcribe_runner(address: str | None, cfg) -> Callable:
         tally = _Tally(progress, len(paths))
         jobs = [Job(i, p, "speech", (stems[p], {k: v for k, v in settings.items() if k != "asr"}), _audio_seconds(p))
                 for i, p in enumerate(paths)]
-        tally.audio_total = sum(j.audio_seconds for j in jobs)
+        tally.expect_audio(sum(j.audio_seconds for j in jobs))
         info = _cluster(ray)
         shapes = worker_shapes(cfg, info)
         counts = split_workers(shapes, info, {"speech": len(jobs)})
