@@ -162,7 +162,8 @@ def main() -> None:
     (RESULTS / "bench_ray.json").write_text(json.dumps(results, indent=2) + "\n")
     from bench import write_results
 
-    write_results(rows_from(results), f"Machine: {results['machine']}.", "bench-ray.md")
+    write_results(rows_from(results), f"Machine: {results['machine']}, load average {results['load']} (shared with other "
+                  "jobs). Baseline: the local ingest of the same folder, measured in the same run.", "bench-ray.md")
 
 
 if __name__ == "__main__":
