@@ -104,7 +104,7 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
     ``on_loaded(batch)`` is called once the model is ready. ``slides``: also write the slides a video
     shows, OCR'd, with their times (``<stem>.slides.txt``/``.json``; OCR cached in the user cache).
     ``runner(paths, stems, settings, progress)``: who transcribes the files (default: this process,
-    one after the other; ``pipeline.scaleout.work.transcribe_on_ray``: Ray workers)."""
+    one after the other; ``pipeline.scaleout.work.transcribe_runner``: Ray workers)."""
     from ingest.asr import load_backend, options_from_config
     from ingest.transcript import parse_formats
 
@@ -115,15 +115,17 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
     paths = [Path(f) for f in files]
     fmts = parse_formats(formats or asr.formats)
     name, model_options, decode = options_from_config(asr, offline=cfg.offline)
-    if runner is not None:  # the workers load the model; a wrong name is a config error here, before any
+    if runner is None:
+        loaded_at = time.perf_counter()
+        engine = load_backend(name, model_options, notify=notify)
+        batch = TranscribeBatch(engine.name, engine.model_name, engine.device, engine.compute_type,
+                                getattr(engine, "threads", None), time.perf_counter() - loaded_at)
+    else:  # the workers load the model; a wrong name is a configuration error here, before any starts
         from ingest.asr import check_model
 
         check_model(name, model_options)
-    loaded_at = time.perf_counter()
-    engine = load_backend(name, model_options, notify=notify) if runner is None else None
-    batch = TranscribeBatch(engine.name, engine.model_name, engine.device, engine.compute_type,
-                            getattr(engine, "threads", None), time.perf_counter() - loaded_at) if engine else \
-        TranscribeBatch(name, asr.model, "ray workers", asr.compute_type, None, 0.0)
+        engine = None
+        batch = TranscribeBatch(name, asr.model, "ray workers", asr.compute_type, None, 0.0)
     if on_loaded is not None:
         on_loaded(batch)
     stems = output_stems(paths)
