@@ -196,3 +196,23 @@ def test_workers_are_packed_on_a_gpu_by_the_planners_estimate(cfg, tmp_path):
     assert cp.hours["speech"] == pytest.approx(100 * 3600 / (100.0 * cp.workers["speech"]) / 3600, abs=1e-3)
     cpu_only = plan_cluster(cfg, {"CPU": 2.0, "memory": 8 * GiB}, 1, audio_hours=1, pages=100, bench=bench)
     assert cpu_only.shapes["speech"].num_gpus == 0 and cpu_only.hours["total"] > 0
+
+
+def test_a_worker_that_cannot_reach_the_kb_sends_the_transcript_back(tiny_cfg, asr_cache, tmp_path):  # noqa: F811
+    import json
+
+    from ingest.hashing import sha256_file
+    from pipeline.scaleout.work import IngestWorker, _keep_derived
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the KB's cache/ would be: this worker cannot write there")
+    sha = sha256_file(MEDIA / "clean.m4a")
+    status, prepared = IngestWorker(tiny_cfg).prepare(str(MEDIA / "clean.m4a"), sha, str(blocked / "cache"))
+    assert status == "ok" and prepared.chunks
+    [name] = prepared.derived
+    assert name.startswith(f"transcripts/{sha}-")
+    _keep_derived(tmp_path / "kb" / "cache", prepared.derived)
+    kept = json.loads((tmp_path / "kb" / "cache" / name).read_text())
+    assert "memory" in " ".join(s["text"] for s in kept["segments"]).lower()
+    _keep_derived(tmp_path / "kb" / "cache", {"../escape.json": "{}"})  # never outside the cache
+    assert not (tmp_path / "kb" / "escape.json").exists()

@@ -6,7 +6,7 @@ cache (transcripts, OCR)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,9 @@ class PreparedFile:
     vectors: np.ndarray  # (n_chunks, dim) float32, unit length
     seconds: float | None  # a recording's length (end of its last section); None for a document
     work_seconds: float = 0.0  # wall time spent here (extract + chunk + embed)
+    # derived files made where the KB's cache/ was out of reach (a Ray worker on another node):
+    # path relative to cache/ → text, for the writer to keep (the transcript, so it is never made twice)
+    derived: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_file(path: Path, sha256: str, cfg, cache_dir: Path, embedder, progress: Progress | None = None,

@@ -77,12 +77,16 @@ class IngestWorker:
         from syllabus_common.models import user_cache_dir
 
         cache = Path(cache_dir)
-        if not _writable(cache):  # a node that does not see the KB's folder keeps its own cache
+        own = not _writable(cache)  # a node that does not see the KB's folder keeps its own cache ...
+        if own:
             cache = user_cache_dir() / "ray-ingest-cache"
         try:
             prepared = prepare_file(Path(path), sha256, file_config(self.cfg, Path(path)), cache, self.embedder)
         except Exception as exc:
             return "error", _portable(exc)
+        if own:  # ... and sends the transcript back with the result, for the KB's cache
+            prepared.derived = {f"transcripts/{p.name}": p.read_text(encoding="utf-8")
+                                for p in (cache / "transcripts").glob(f"{sha256}-*.json")}
         _fault_exit_once(Path(path).name)
         return "ok", prepared
 
@@ -235,6 +239,7 @@ def _ingest(ray, kb, paths: list, progress: Progress) -> list[IngestOutcome]:
 
     def on_result(job: Job, status: str, value) -> None:
         if status == "ok":
+            _keep_derived(kb.path / "cache", value.derived)
             skip, existing = known(kb, value.path, value.sha256)  # a twin committed earlier in this batch
             outcome = skip or commit(kb, value, existing)
         elif status == "error":
@@ -247,6 +252,18 @@ def _ingest(ray, kb, paths: list, progress: Progress) -> list[IngestOutcome]:
 
     Pool(ray, IngestWorker, "prepare", lambda kind: (kb.cfg,), counts, shapes).run(jobs, on_result)
     return [outcomes[i] for i in range(len(paths))]
+
+
+def _keep_derived(cache: Path, files: dict[str, str]) -> None:
+    """Derived files a worker made in its own cache, written into the KB's (atomically, never over one
+    already there)."""
+    from syllabus_common.atomic import atomic_write_text
+
+    for relative, text in files.items():
+        target = cache / relative
+        if target.parent.resolve().is_relative_to(cache.resolve()) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, text)
 
 
 class _Tally:
