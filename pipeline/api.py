@@ -16,7 +16,9 @@
 ``estimate``           GPU memory to run or train a model, component by component → VramReport
 ``plan``               the models and precisions that fit this machine → MachinePlan
 ``finetune``           how to fine-tune a model on the GPUs at hand, ranked → FinetunePlan
-``KnowledgeBase``      ingest, search, list and remove documents
+``KnowledgeBase``      ingest, search, list and remove documents (``ingest(..., ray=ADDRESS)``: on a Ray cluster)
+``cluster_plan``       workers per stage on a Ray cluster and the hours a job takes there → ClusterPlan
+``summarize_many``     several books at once, ``llm.concurrency`` model calls in flight → [BookSummary]
 =====================  ======================================================================
 
 Importing this module loads no model library; each call imports what it needs.
@@ -26,17 +28,19 @@ from __future__ import annotations
 
 from pipeline.ask import Answer, Citation, answer
 from pipeline.config import Config, load_config
+from pipeline.fanout import summarize_many
 from pipeline.kb import IngestOutcome, KnowledgeBase
 from pipeline.kb.store import Hit
 from pipeline.llm import load_model
 from pipeline.planner.finetune import FinetunePlan
 from pipeline.planner.usecases import MachinePlan, VramReport, estimate, finetune, plan
 from pipeline.progress import Progress
+from pipeline.scaleout.cluster import ClusterPlan, cluster_plan
 from pipeline.speech import FileTranscript, TranscribeBatch, transcribe_batch
 from pipeline.summarize import BookSummary, summarize
 
 __all__ = [
-    "Answer", "BookSummary", "Citation", "Config", "FileTranscript", "FinetunePlan", "Hit", "IngestOutcome",
-    "KnowledgeBase", "MachinePlan", "Progress", "TranscribeBatch", "VramReport", "answer", "estimate", "finetune",
-    "load_config", "load_model", "plan", "summarize", "transcribe_batch",
+    "Answer", "BookSummary", "Citation", "ClusterPlan", "Config", "FileTranscript", "FinetunePlan", "Hit", "IngestOutcome",
+    "KnowledgeBase", "MachinePlan", "Progress", "TranscribeBatch", "VramReport", "answer", "cluster_plan", "estimate", "finetune",
+    "load_config", "load_model", "plan", "summarize", "summarize_many", "transcribe_batch",
 ]

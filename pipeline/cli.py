@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from syllabus_common.errors import SyllabusError
+from pipeline.commands import books as books_commands
 from pipeline.commands import config as config_commands
 from pipeline.commands import kb as kb_commands
 from pipeline.commands import llm as llm_commands
@@ -62,17 +63,37 @@ def _global(
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-for _commands in (kb_commands, llm_commands, summarize_commands, config_commands, planner_commands, transcribe_commands):
+for _commands in (kb_commands, llm_commands, summarize_commands, books_commands, config_commands, planner_commands,
+                  transcribe_commands):
     _commands.register(app)
+
+
+OPTIONAL_VALUE = ("--ray", "--cluster")  # options whose value may be left out: `--ray` alone means "local"
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """``--ray`` / ``--cluster`` with no address after them become ``--ray=local``: what follows is an
+    address only when it looks like one (``auto``, ``local``, ``HOST:PORT``, ``ray://...``), so
+    ``ingest --ray lecture.mp4`` keeps its file."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg in OPTIONAL_VALUE:
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            if not (following in ("auto", "local") or (":" in following and not following.startswith("-"))):
+                arg = f"{arg}=local"
+        out.append(arg)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, prog_name="syllabus")
+        app(args=optional_values(list(sys.argv[1:] if argv is None else argv)), prog_name="syllabus")
     except SyllabusError as exc:
         if STATE.verbose:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        from rich.markup import escape  # a message may hold brackets: pip install 'syllabus[ray]'
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -210,6 +210,7 @@ class LLMConfig(_Strict):
     api_key_env: str
     timeout: float = Field(gt=0)
     retries: int = Field(ge=0, le=20)
+    concurrency: int = Field(default=1, ge=1, le=256)
 
     @field_validator("backend")
     @classmethod

@@ -17,5 +17,8 @@ class Progress:
     def position(self, done: float, total: float | None) -> None:
         """Absolute progress in seconds of audio (a transcription), ``total`` once known."""
 
+    def audio(self, done: float, total: float) -> None:
+        """Seconds of audio finished across a batch whose files run in parallel (``--ray``), of ``total``."""
+
     def file_done(self, outcome) -> None:
         """The current file finished with ``outcome`` (an ingest or transcription result)."""

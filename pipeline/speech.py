@@ -96,16 +96,17 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
                      formats: str | list[str] | None = None, restart: bool = False,
                      progress: Progress | None = None, notify: Callable[[str], None] | None = None,
                      on_loaded: Callable[[TranscribeBatch], None] | None = None,
-                     slides: bool = False) -> TranscribeBatch:
+                     slides: bool = False, runner: Callable | None = None) -> TranscribeBatch:
     """Transcribe ``files`` with one loaded model; each file resumes from its checkpoint unless
     ``restart``. ``asr``: an ``ASRConfig`` (default ``cfg.asr``); ``output_dir``: default beside each
     input. A bad file is reported in its result and the batch goes on; a config error stops it.
     ``progress`` sees ``file_started``, ``stage``, ``position`` (audio seconds) and ``file_done(result)``;
     ``on_loaded(batch)`` is called once the model is ready. ``slides``: also write the slides a video
-    shows, OCR'd, with their times (``<stem>.slides.txt``/``.json``; OCR cached in the user cache)."""
+    shows, OCR'd, with their times (``<stem>.slides.txt``/``.json``; OCR cached in the user cache).
+    ``runner(paths, stems, settings, progress)``: who transcribes the files (default: this process,
+    one after the other; ``pipeline.scaleout.work.transcribe_runner``: Ray workers)."""
     from ingest.asr import load_backend, options_from_config
-    from ingest.asr.runner import checkpoint_path, finish, transcribe_file
-    from ingest.transcript import output_paths, parse_formats, write_outputs
+    from ingest.transcript import parse_formats
 
     asr = asr or cfg.asr
     if asr.model == "auto":
@@ -114,39 +115,61 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
     paths = [Path(f) for f in files]
     fmts = parse_formats(formats or asr.formats)
     name, model_options, decode = options_from_config(asr, offline=cfg.offline)
-    loaded_at = time.perf_counter()
-    engine = load_backend(name, model_options, notify=notify)
-    batch = TranscribeBatch(engine.name, engine.model_name, engine.device, engine.compute_type,
-                            getattr(engine, "threads", None), time.perf_counter() - loaded_at)
+    if runner is None:
+        loaded_at = time.perf_counter()
+        engine = load_backend(name, model_options, notify=notify)
+        batch = TranscribeBatch(engine.name, engine.model_name, engine.device, engine.compute_type,
+                                getattr(engine, "threads", None), time.perf_counter() - loaded_at)
+    else:  # the workers load the model; a wrong name is a configuration error here, before any starts
+        from ingest.asr import check_model
+
+        check_model(name, model_options)
+        engine = None
+        batch = TranscribeBatch(name, asr.model, "ray workers", asr.compute_type, None, 0.0)
     if on_loaded is not None:
         on_loaded(batch)
     stems = output_stems(paths)
+    if runner is not None:  # the files' work on a cluster (pipeline.scaleout), this same per-file function
+        batch.files = runner(paths, stems, dict(asr=asr, output_dir=output_dir, fmts=fmts, restart=restart,
+                                                slides=slides), progress)
+        return batch
     for i, path in enumerate(paths):
-        out_dir = Path(output_dir) if output_dir is not None else path.parent
-        ck = checkpoint_path(out_dir, stems[path])
         progress.file_started(str(path), i, len(paths))
         progress.stage(path.name, None)
-        try:
-            t = transcribe_file(path, engine, decode, ck, zh_variant=asr.zh_variant, block_seconds=asr.block_seconds,
-                                restart=restart, notify=notify, on_progress=progress.position)
-            written = write_outputs(t, output_paths(path, out_dir, fmts, stems[path]))
-            if slides:
-                from ingest.lecture import write_slide_files
-                from syllabus_common.models import user_cache_dir
-
-                written += write_slide_files(path, out_dir, stems[path], cfg, user_cache_dir(), t.duration)
-            finish(ck)
-        except ConfigError:
-            raise
-        except SyllabusError as exc:  # this file is bad (IngestError); the batch goes on
-            result = FileTranscript(str(path), "failed", error=str(exc))
-        else:
-            done = t.duration - (t.resumed_at or 0.0)
-            result = FileTranscript(
-                str(path), "done", [str(p) for p in written], duration=round(t.duration, 3), seconds=round(t.seconds, 3),
-                real_time_factor=round(done / t.seconds, 2) if t.seconds > 0 else None, language=t.language,
-                language_probability=t.language_probability, segments=len(t.segments), resumed_at=t.resumed_at,
-                out_dir=str(out_dir))
+        result = transcribe_one(path, stems[path], engine, decode, cfg, asr, output_dir, fmts, restart, slides,
+                                notify, progress.position)
         batch.files.append(result)
         progress.file_done(result)
     return batch
+
+
+def transcribe_one(path: Path, stem: str, engine, decode, cfg, asr, output_dir, fmts: list[str], restart: bool,
+                   slides: bool, notify=None, on_progress=None) -> FileTranscript:
+    """One recording of a batch with a loaded ``engine``: transcribed (resuming from its checkpoint
+    unless ``restart``), written in ``fmts`` beside it or in ``output_dir``; a bad file is a failed
+    result, a configuration error is raised."""
+    from ingest.asr.runner import checkpoint_path, finish, transcribe_file
+    from ingest.transcript import output_paths, write_outputs
+
+    out_dir = Path(output_dir) if output_dir is not None else path.parent
+    ck = checkpoint_path(out_dir, stem)
+    try:
+        t = transcribe_file(path, engine, decode, ck, zh_variant=asr.zh_variant, block_seconds=asr.block_seconds,
+                            restart=restart, notify=notify, on_progress=on_progress)
+        written = write_outputs(t, output_paths(path, out_dir, fmts, stem))
+        if slides:
+            from ingest.lecture import write_slide_files
+            from syllabus_common.models import user_cache_dir
+
+            written += write_slide_files(path, out_dir, stem, cfg, user_cache_dir(), t.duration)
+        finish(ck)
+    except ConfigError:
+        raise
+    except SyllabusError as exc:  # this file is bad (IngestError); the batch goes on
+        return FileTranscript(str(path), "failed", error=str(exc))
+    done = t.duration - (t.resumed_at or 0.0)
+    return FileTranscript(
+        str(path), "done", [str(p) for p in written], duration=round(t.duration, 3), seconds=round(t.seconds, 3),
+        real_time_factor=round(done / t.seconds, 2) if t.seconds > 0 else None, language=t.language,
+        language_probability=t.language_probability, segments=len(t.segments), resumed_at=t.resumed_at,
+        out_dir=str(out_dir))

@@ -115,6 +115,7 @@ class Bars(Progress):
             TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=self.console, transient=True)
         self.files = self.bars.add_task("files", total=files, count=f"0/{files}", speed="") if files else None
+        self.hours = None  # the bar over audio hours of a parallel batch
         self.describe = describe
         self.step = None
         self.label = ""
@@ -159,6 +160,14 @@ class Bars(Progress):
         speed = f"{(done - self.first) / elapsed:.1f}× rt" if elapsed > 1 and done > self.first else ""
         self.bars.update(self.step, completed=done, total=total, speed=speed,
                          count=f"{done:>6.0f}/{f'{total:.0f}' if total else '?'} s audio")
+
+    def audio(self, done, total):
+        if self.hours is None:
+            self.hours = self.bars.add_task("audio", total=total, count="", speed="")
+        elapsed = self._task(self.hours).elapsed or 0.0
+        speed = f"{done / elapsed:.1f}× rt" if elapsed > 1 else ""
+        self.bars.update(self.hours, completed=done, total=total, speed=speed,
+                         count=f"{done / 3600:.2f}/{total / 3600:.2f} h audio")
 
     def file_done(self, outcome):
         self._drop_step()

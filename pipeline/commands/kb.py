@@ -27,6 +27,7 @@ def _outcome_line(o) -> str:
 
 def ingest(
     files: List[Path] = typer.Argument(..., help="PDFs, e-books (epub, mobi, fb2, xps, cbz), pptx, docx, md, html, txt, audio or video files (or folders of them) to add or update.", show_default=False),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Do the files' work on a Ray cluster (auto, HOST:PORT, ray://HOST:10001); alone: a Ray instance on this machine. Needs pip install 'syllabus[ray]'."),
     as_json: bool = typer.Option(False, "--json", help="Print outcomes as JSON."),
 ) -> None:
     """Add files to the knowledge base; unchanged files are skipped, changed ones replaced.
@@ -43,6 +44,8 @@ def ingest(
       syllabus ingest book.epub deck.pptx notes.docx notes.md scanned.pdf
       syllabus ingest ~/courses/physics/          # every PDF and recording inside, recursively
       syllabus --kb ~/kb/physics ingest lecture-notes.pdf --json
+      syllabus ingest ~/courses/physics/ --ray            # transcribe and embed on a local Ray instance
+      syllabus ingest /nfs/semester/ --ray auto           # ... on the cluster this node belongs to
     """
     from syllabus_common.errors import SyllabusError
     from ingest.document import expand_inputs
@@ -50,13 +53,17 @@ def ingest(
     from pipeline.ui import STATE, bars, emit_json, err
 
     cfg = STATE.config()
+    if ray is not None:
+        from pipeline.scaleout import require_ray
+
+        require_ray()  # one line naming what to install, before anything is created
     started = time.perf_counter()
     files = expand_inputs(files)
     if not files:
         raise SyllabusError("no documents or media files found in the given folders")
     with KnowledgeBase(cfg, STATE.kb_path(), create=True) as kb:
         with bars(quiet=as_json, files=len(files), describe=_outcome_line) as progress:
-            outcomes = kb.ingest(files, progress)
+            outcomes = kb.ingest(files, progress, ray=ray)
     failed = [o for o in outcomes if o.failed]
     if as_json:
         emit_json({"kb": str(STATE.kb_path()), "seconds": round(time.perf_counter() - started, 3),

@@ -139,6 +139,9 @@ def plan(
     gpus: Optional[str] = _O(None, "--gpus", help="With --finetune: GPUs, as 4x80GB or a count of the card found / given."),
     seq: Optional[int] = _O(None, "--seq", min=1, help="With --finetune: training sequence length (default 2048 or the model's)."),
     plot: Optional[str] = _O(None, "--plot", help="With --finetune: stacked bars of the best setups to this PNG."),
+    cluster: Optional[str] = _O(None, "--cluster", metavar="[ADDRESS]", help="Plan the workers of a Ray cluster (auto, HOST:PORT; alone: a local Ray instance). Needs pip install 'syllabus[ray]'."),
+    audio_hours: float = _O(0.0, "--audio-hours", min=0.0, help="With --cluster: hours of recordings to ingest."),
+    pages: int = _O(0, "--pages", min=0, help="With --cluster: pages of documents to ingest."),
     as_json: bool = _O(False, "--json", help="Print as JSON."),
 ) -> None:
     """Pick the speech model, embedder and LLM (with precision) that fit this machine, and say why.
@@ -149,6 +152,7 @@ def plan(
       syllabus plan --vram 12GB --allow-download
       syllabus plan --finetune llama-3.1-8b --vram 24GB
       syllabus plan --finetune llama-3.1-70b --gpus 4x80GB --json
+      syllabus plan --cluster auto --audio-hours 100 --pages 5000   # workers and hours on a Ray cluster
     """
     from pipeline.planner import report
     from pipeline.api import finetune as plan_finetune, plan as plan_machine
@@ -157,6 +161,19 @@ def plan(
 
     if not finetune and (gpus or seq or plot):
         raise ConfigError("--gpus, --seq and --plot go with --finetune MODEL")
+    if cluster is None and (audio_hours or pages):
+        raise ConfigError("--audio-hours and --pages go with --cluster [ADDRESS]")
+    if cluster is not None:
+        from pipeline.api import cluster_plan
+        from pipeline.ui import STATE
+
+        cp = cluster_plan(STATE.config(), cluster, audio_hours=audio_hours, pages=pages, vram=vram_size)
+        if as_json:
+            emit_json(cp.as_dict())
+        else:
+            for line in cp.lines:
+                out.print(f"• {line}", highlight=False)
+        return
     if finetune:
         fp = plan_finetune(finetune, gpus=gpus, gpu=gpu, vram=vram_size, seq=seq, margin=margin, plot=plot)
         emit_json(fp.as_dict()) if as_json else _render_finetune(fp)

@@ -53,6 +53,7 @@ def transcribe(
     vad: Optional[bool] = typer.Option(None, "--vad/--no-vad", help="Skip silence with Silero VAD (faster-whisper)."),
     restart: bool = typer.Option(False, "--restart", help="Ignore checkpoints of interrupted runs and start over."),
     slides: bool = typer.Option(False, "--slides", help="Also find the slides a video shows, OCR them and write <stem>.slides.txt/.json with their times."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Transcribe on a Ray cluster, one model per worker (auto, HOST:PORT, ray://HOST:10001); alone: a local Ray instance. Needs pip install 'syllabus[ray]'."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Transcribe lectures to SRT, WebVTT, TXT and JSON; an interrupted file resumes where it stopped.
@@ -62,6 +63,7 @@ def transcribe(
       syllabus transcribe lecture.mp4 --backend openai-whisper --model base --language zh --zh-variant tw
       syllabus transcribe *.mkv --model tiny.en --device cuda --json
       syllabus transcribe lecture.mp4 --slides       # + lecture.slides.txt/.json: slide texts with times
+      syllabus transcribe /nfs/lectures/*.mp4 --ray auto -o /nfs/transcripts   # on a Ray cluster
     """
     from pipeline.api import transcribe_batch
     from pipeline.ui import STATE, bars, emit_json, err, note, warn
@@ -72,16 +74,23 @@ def transcribe(
                                  word_timestamps=word_timestamps, vad=vad))
 
     def loaded(b) -> None:
-        if not as_json:
+        if not as_json and ray is not None:
+            note(f"{b.backend} · {b.model} · one model per Ray worker")
+        elif not as_json:
             split = f", encoder {b.threads[0]} / decoder {b.threads[1]} threads" if b.threads and b.threads[0] else ""
             note(f"{b.backend} · {b.model} · {b.device} {b.compute_type}{split} (loaded in {b.load_seconds:.1f} s)")
 
     def line(r) -> str | None:
         return None if as_json or (STATE.quiet and r.status != "failed") else _file_line(r)
 
-    with bars(quiet=as_json, describe=line) as progress:
+    runner = None
+    if ray is not None:
+        from pipeline.scaleout.work import transcribe_runner
+
+        runner = transcribe_runner(ray, cfg.model_copy(update={"asr": asr}))
+    with bars(quiet=as_json, files=len(files) if ray is not None else 0, describe=line) as progress:
         batch = transcribe_batch(files, cfg, asr, output_dir, formats, restart, progress, notify=warn, on_loaded=loaded,
-                                 slides=slides)
+                                 slides=slides, runner=runner)
     if as_json:
         emit_json(batch.as_dict())
     elif STATE.quiet:

@@ -161,11 +161,19 @@ class KnowledgeBase:
             )
 
     # ----- ingest
-    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[IngestOutcome]:
-        """Add or update files (see :func:`pipeline.kb.writer.ingest_files`); unchanged ones are skipped."""
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None,
+               ray: str | None = None) -> list[IngestOutcome]:
+        """Add or update files (see :func:`pipeline.kb.writer.ingest_files`); unchanged ones are skipped.
+        ``ray``: do the files' work on the Ray cluster at this address (``local``: a Ray instance on
+        this machine); this process still commits every document (see :mod:`pipeline.scaleout`)."""
         from pipeline.kb.writer import ingest_files
 
-        return ingest_files(self, list(paths), progress or Progress())
+        runner = None
+        if ray is not None:
+            from pipeline.scaleout.work import ingest_runner
+
+            runner = ingest_runner(ray)
+        return ingest_files(self, list(paths), progress or Progress(), runner)
 
     # ----- remove
     def find_documents(self, ref: str) -> list[DocumentRow]:

@@ -15,6 +15,7 @@ class IngestOutcome:
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None  # a recording's length (its transcript's last section end)
+    work_seconds: float | None = None  # wall time of the file's work (extract or transcribe, chunk, embed)
 
     @property
     def failed(self) -> bool:

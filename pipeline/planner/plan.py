@@ -268,3 +268,25 @@ def resolve_auto(stage: str, offline: bool = True, device: Device | None = None)
     if sp.choice is None:
         raise ConfigError(f"model: auto found no {stage} model that fits {device.name}: {sp.explanation}")
     return dict(sp.choice.as_dict(), explanation=sp.explanation)
+
+
+def stage_option(stage: str, model: str | None, device: Device) -> Option:
+    """One worker of ``stage`` on ``device``: catalog model ``model`` (None, or a name the catalog does
+    not know: the planner's choice there, downloads allowed) at the stage's first precision for the
+    device, with its memory estimate. What a Ray worker of the stage asks the cluster for."""
+    from syllabus_common.errors import ConfigError as Unknown
+
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
+    try:
+        arch = get_model(model) if model else None
+    except Unknown:
+        arch = None
+    if arch is None:
+        choice = make_plan(device, allow_download=True, stages=(stage,)).stages[stage].choice
+        if choice is None:
+            raise ConfigError(f"no {stage} model fits {device.name}")
+        return choice
+    precision = _precisions(stage, device)[0]
+    return Option(arch.name, precision, estimate(arch, _settings(stage, arch, precision, device, DEFAULT_CONTEXT)),
+                  is_local(arch.name))
