@@ -31,6 +31,8 @@ RETRIEVERS = {
     "rrf": ("hybrid RRF, code-aware BM25, no re-ranking", {"fusion": "rrf", "rerank": "none"}),
     "nodiv": ("hybrid RRF + features re-ranker, no per-document or per-page cap",
               {"fusion": "rrf", "rerank": "features", "diversify": 0}),
+    "noprox": ("hybrid RRF + features re-ranker without term proximity (the previous default)",
+               {"fusion": "rrf", "rerank": "features", "weights": {"near": 0.0}}),
     "features": ("hybrid RRF + features re-ranker (default)", {"fusion": "rrf", "rerank": "features"}),
 }
 
@@ -63,7 +65,7 @@ def evaluate(kb, questions: list[dict], book: str | None = None, k: int = 5,
     for name, (_label, kwargs) in (retrievers or RETRIEVERS).items():
         kwargs = dict(kwargs)
         cap = kwargs.pop("diversify", None)
-        with _legacy_lexical(kb, name == "before"), _diversify(kb, cap):
+        with _legacy_lexical(kb, name == "before"), _diversify(kb, cap, kwargs.pop("weights", None)):
             ranks, misses, times = [], [], []
             for q in questions:
                 t = time.perf_counter()
@@ -79,20 +81,27 @@ def evaluate(kb, questions: list[dict], book: str | None = None, k: int = 5,
 
 
 class _diversify:
-    """Within the block, the per-document cap is ``max_per_doc`` (None: the config's)."""
+    """Within the block, the per-document and per-page caps are ``max_per_doc`` (None: the config's)
+    and the features re-ranker's weights are the config's updated by ``weights``."""
 
-    def __init__(self, kb, max_per_doc: int | None):
-        self.kb, self.max_per_doc, self.saved = kb, max_per_doc, kb.cfg
+    def __init__(self, kb, max_per_doc: int | None, weights: dict | None = None):
+        self.kb, self.max_per_doc, self.weights, self.saved = kb, max_per_doc, weights, kb.cfg
 
     def __enter__(self):
+        r = self.saved.retrieval
+        update = {}
         if self.max_per_doc is not None:
-            r = self.saved.retrieval
-            div = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc, "max_per_page": self.max_per_doc})
-            self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update={"diversify": div})})
+            update["diversify"] = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc,
+                                                                 "max_per_page": self.max_per_doc})
+        if self.weights:
+            update["rerank"] = r.rerank.model_copy(update={"weights": {**r.rerank.weights, **self.weights}})
+        self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update=update)})
+        self.kb.__dict__.pop("_rerankers", None)  # re-rankers are built from the config once per KB
         return self
 
     def __exit__(self, *exc):
         self.kb.cfg = self.saved
+        self.kb.__dict__.pop("_rerankers", None)
         return False
 
 

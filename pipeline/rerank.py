@@ -36,7 +36,7 @@ FEATURES = ("dense", "bm25", "title", "code", "doc", "doccos", "section", "nav",
 SIGN = {"nav": -1.0}
 # Chosen on the library setting by eval/rerank_tune.py (eval/results/rerank_tune.md); config.yaml too.
 DEFAULT_WEIGHTS = {"dense": 0.5, "bm25": 0.5, "title": 0.3, "code": 0.0, "doc": 0.0, "doccos": 0.0, "section": 0.4,
-                   "nav": 0.6, "near": 0.3}
+                   "nav": 0.6, "near": 0.5}
 # Term proximity: the window, in indexed words (stop words left out), about one sentence of prose.
 NEAR_WINDOW = 25
 
