@@ -59,7 +59,6 @@ class FeatureReranker(Reranker):
 
     def features(self, query: str, hits: Sequence) -> list[dict[str, float]]:
         """Each candidate's features, all in [0, 1]."""
-        from pipeline.kb.lexical import tokenize
         from pipeline.kb.tokens import query_code_tokens
 
         words = _words(query, self.stemmer)
@@ -89,7 +88,7 @@ class FeatureReranker(Reranker):
                 "doc": doc_mass[h.doc_id] / total,
                 "section": sec_mass[(h.doc_id, _chapter(h.section))] / total,
                 "nav": _navigation(h.text),
-                "near": _near(words, tokenize(h.text, self.stemmer, code=False)),
+                "near": _near(words, _passage_tokens(h.text, self.stemmer)),
             })
         return out
 
@@ -125,6 +124,15 @@ def _title_tokens(section_path: str, stemmer: str) -> frozenset[str]:
     return frozenset(tokenize(section_path, stemmer)) if section_path else frozenset()
 
 
+@lru_cache(maxsize=2048)
+def _passage_tokens(text: str, stemmer: str) -> tuple[str, ...]:
+    """A passage's indexed words in order (cached: a session's questions keep meeting the same
+    passages, and tokenizing is most of the proximity feature's cost)."""
+    from pipeline.kb.lexical import tokenize
+
+    return tuple(tokenize(text, stemmer, code=False))
+
+
 def _minmax(values: list[float | None]) -> list[float]:
     """Scores scaled to [0, 1] over the candidates (missing: 0), for a convex combination of the
     retrievers' scores beside rank fusion (Bruch, Gai & Ingber, ACM TOIS 2023)."""
@@ -135,7 +143,7 @@ def _minmax(values: list[float | None]) -> list[float]:
     return [0.0 if v is None else (v - low) / span for v in values]
 
 
-def _near(words: set[str], tokens: list[str], window: int = NEAR_WINDOW) -> float:
+def _near(words: set[str], tokens: Sequence[str], window: int = NEAR_WINDOW) -> float:
     """The largest share of the question's ``words`` that occur together within ``window``
     consecutive tokens of the passage, in [0, 1].
 
