@@ -8,7 +8,7 @@ then applies the default page and document caps and scores hit@1 / hit@5 / MRR i
 Extra signals: the question's embedding similarity to the candidate's section title, the cosine
 of every candidate (the dense score is missing for candidates that only BM25 found), the share of
 the fused evidence on the candidate's page, and a listwise logistic-regression re-ranker over all
-signals (two-fold cross-validated). Writes eval/results/retrieval_probe.md.
+signals (two-fold cross-validated); and other term-proximity windows. Writes eval/results/retrieval_probe.md.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pipeline.kb.search import diversify  # noqa: E402
 from pipeline.rerank import DEFAULT_WEIGHTS, FEATURES, SIGN, FeatureReranker  # noqa: E402
 
 EXTRA = ("title_cos", "chunk_cos", "page")
+WINDOWS = (15, 20, 40)  # term-proximity windows beside the default
 
 
 def _minmax(v) -> np.ndarray:
@@ -36,6 +37,7 @@ def _minmax(v) -> np.ndarray:
 def collect(kb, questions: list[dict], book: str, depth: int) -> list[dict]:
     """Per question: the candidates' features (default ones and extra), ranks and gold flags."""
     from pipeline.kb.catalog import PATH_SEP
+    from pipeline.rerank import _near, _passage_tokens, _words
 
     paths = [r[0] or "" for r in kb.catalog.db.execute("SELECT DISTINCT section_path FROM chunks")]
     title_vec = dict(zip(paths, np.asarray(kb.embedder.encode([p.split(PATH_SEP)[-1] for p in paths]))))
@@ -54,6 +56,9 @@ def collect(kb, questions: list[dict], book: str, depth: int) -> list[dict]:
         for b, h in zip(m["base"], hits):
             mass[(h.doc_id, h.page_start)] = mass.get((h.doc_id, h.page_start), 0.0) + b
         m["page"] = np.array([mass[(h.doc_id, h.page_start)] for h in hits]) / m["base"].sum()
+        words = _words(q["question"], kb.cfg.retrieval.stemmer)
+        for w in WINDOWS:
+            m[f"near{w}"] = np.array([_near(words, _passage_tokens(h.text, kb.cfg.retrieval.stemmer), w) for h in hits])
         out.append({"id": q["id"], "m": m, "hits": hits,
                     "ranks": [(h.dense_rank, h.bm25_rank) for h in hits],
                     "gold": np.array([first_hit_rank([h], set(q["pages"]), book) == 1 for h in hits])})
@@ -132,6 +137,9 @@ def main() -> None:
     for f in EXTRA:
         for w in (0.15, 0.3, 0.5):
             variants[f"default + {f} {w}"] = (data, weighted({**DEFAULT_WEIGHTS, f: w}))
+    for w in WINDOWS:
+        variants[f"default, proximity window {w} words instead of 25"] = (
+            data, weighted({**DEFAULT_WEIGHTS, "near": 0.0, f"near{w}": DEFAULT_WEIGHTS["near"]}))
     for k, dw in ((20, 1.0), (100, 1.0), (60, 0.5), (60, 2.0)):
         variants[f"default over RRF k = {k}, dense weight {dw}"] = (data, fused(k, dw))
     lines = ["# Signals tried beside the default re-ranker", "",

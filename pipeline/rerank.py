@@ -35,6 +35,7 @@ from syllabus_common.registry import Registry
 FEATURES = ("dense", "bm25", "title", "code", "doc", "doccos", "section", "nav", "near")
 SIGN = {"nav": -1.0}
 # Chosen on the library setting by eval/rerank_tune.py (eval/results/rerank_tune.md); config.yaml too.
+# ``near`` was added last, by the same rule with the other weights fixed (two-fold cross-validated there).
 DEFAULT_WEIGHTS = {"dense": 0.5, "bm25": 0.5, "title": 0.3, "code": 0.0, "doc": 0.0, "doccos": 0.0, "section": 0.4,
                    "nav": 0.6, "near": 0.5}
 # Term proximity: the window, in indexed words (stop words left out), about one sentence of prose.
