@@ -31,6 +31,8 @@ RETRIEVERS = {
     "rrf": ("hybrid RRF, code-aware BM25, no re-ranking", {"fusion": "rrf", "rerank": "none"}),
     "nodiv": ("hybrid RRF + features re-ranker, no per-document or per-page cap",
               {"fusion": "rrf", "rerank": "features", "diversify": 0}),
+    "noprox": ("hybrid RRF + features re-ranker without term proximity (the previous default)",
+               {"fusion": "rrf", "rerank": "features", "weights": {"near": 0.0}}),
     "features": ("hybrid RRF + features re-ranker (default)", {"fusion": "rrf", "rerank": "features"}),
 }
 
@@ -43,6 +45,24 @@ def first_hit_rank(hits, gold: set[int], book: str | None = None) -> int | None:
         if h.page_start is not None and any(h.page_start <= p <= (h.page_end or h.page_start) for p in gold):
             return rank
     return None
+
+
+def miss_kind(hits, gold: set[int], book: str | None, rank: int | None) -> str | None:
+    """Why the first hit is not a gold page (None when it is): another book's passage came first,
+    or the right book's passage from the gold page's section, an adjacent page, or another section;
+    the last three say whether a gold page is lower in the top k."""
+    if rank == 1 or not hits:
+        return None
+    top = hits[0]
+    if book is not None and Path(top.path).name != book:
+        return "another book first"
+    gold_hit = hits[rank - 1] if rank else None
+    lower = "gold lower in the top k" if rank else "gold not in the top k"
+    if gold_hit is not None and gold_hit.section == top.section:
+        return f"same section, another page ({lower})"
+    if top.page_start is not None and min(abs(top.page_start - p) for p in gold) <= 1:
+        return f"adjacent page ({lower})"
+    return f"another section of the book ({lower})"
 
 
 def score(ranks: list[int | None]) -> dict:
@@ -63,36 +83,47 @@ def evaluate(kb, questions: list[dict], book: str | None = None, k: int = 5,
     for name, (_label, kwargs) in (retrievers or RETRIEVERS).items():
         kwargs = dict(kwargs)
         cap = kwargs.pop("diversify", None)
-        with _legacy_lexical(kb, name == "before"), _diversify(kb, cap):
-            ranks, misses, times = [], [], []
+        with _legacy_lexical(kb, name == "before"), _diversify(kb, cap, kwargs.pop("weights", None)):
+            ranks, misses, times, kinds = [], [], [], {}
             for q in questions:
                 t = time.perf_counter()
                 hits = kb.search(q["question"], k=k, **kwargs)
                 times.append((time.perf_counter() - t) * 1000)
                 rank = first_hit_rank(hits, set(q["pages"]), book)
                 ranks.append(rank)
+                kind = miss_kind(hits, set(q["pages"]), book, rank)
+                if kind:
+                    kinds[kind] = kinds.get(kind, 0) + 1
                 if rank is None:
                     misses.append({"id": q["id"], "question": q["question"], "gold": q["pages"],
                                    "got": [f"{Path(h.path).stem}:{h.page_start}" for h in hits]})
-        report[name] = {**score(ranks), "ranks": ranks, "misses": misses, "p50_ms": statistics.median(times)}
+        report[name] = {**score(ranks), "ranks": ranks, "misses": misses, "p50_ms": statistics.median(times),
+                        "first_place_misses": kinds}
     return report
 
 
 class _diversify:
-    """Within the block, the per-document cap is ``max_per_doc`` (None: the config's)."""
+    """Within the block, the per-document and per-page caps are ``max_per_doc`` (None: the config's)
+    and the features re-ranker's weights are the config's updated by ``weights``."""
 
-    def __init__(self, kb, max_per_doc: int | None):
-        self.kb, self.max_per_doc, self.saved = kb, max_per_doc, kb.cfg
+    def __init__(self, kb, max_per_doc: int | None, weights: dict | None = None):
+        self.kb, self.max_per_doc, self.weights, self.saved = kb, max_per_doc, weights, kb.cfg
 
     def __enter__(self):
+        r = self.saved.retrieval
+        update = {}
         if self.max_per_doc is not None:
-            r = self.saved.retrieval
-            div = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc, "max_per_page": self.max_per_doc})
-            self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update={"diversify": div})})
+            update["diversify"] = r.diversify.model_copy(update={"max_per_doc": self.max_per_doc,
+                                                                 "max_per_page": self.max_per_doc})
+        if self.weights:
+            update["rerank"] = r.rerank.model_copy(update={"weights": {**r.rerank.weights, **self.weights}})
+        self.kb.cfg = self.saved.model_copy(update={"retrieval": r.model_copy(update=update)})
+        self.kb.__dict__.pop("_rerankers", None)  # re-rankers are built from the config once per KB
         return self
 
     def __exit__(self, *exc):
         self.kb.cfg = self.saved
+        self.kb.__dict__.pop("_rerankers", None)
         return False
 
 
@@ -179,6 +210,11 @@ def write_report(results: dict, meta: dict) -> None:
         for name, m in rep.items():
             lines.append(f"| {setting} | {qset} | {RETRIEVERS[name][0]} | {m['hit@1']:.3f} | {m['hit@5']:.3f} "
                          f"| {m['mrr']:.3f} | {m['p50_ms']:.0f} |")
+    lines += ["", "Why the default's first passage is not a gold page (questions per kind):", "",
+              "| setting | questions | kind | questions |", "|---|---|---|---|"]
+    for (setting, qset), rep in results.items():
+        kinds = rep.get("features", {}).get("first_place_misses", {})
+        lines += [f"| {setting} | {qset} | {kind} | {n} |" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])]
     for (setting, qset), rep in results.items():
         misses = rep.get("features", {}).get("misses", [])
         lines += ["", f"Default retriever's misses (not in the top 5), {setting} / {qset}:", ""]

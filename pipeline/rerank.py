@@ -9,7 +9,8 @@ same way.
 Built-ins:
 
 - ``features`` (default): no extra model. Fused rank, plus the question's overlap with the
-  candidate's section titles, exact matches of the question's code-like tokens (``read.table``,
+  candidate's section titles, how many of the question's words occur close together in the passage
+  (term proximity), exact matches of the question's code-like tokens (``read.table``,
   ``::``, ``--vanilla``), how much of the fused evidence lies in the candidate's document and
   chapter (a question is usually about one book; near-duplicate passages of sibling books have
   little company in the candidate list), minus a table-of-contents/index look (dot leaders).
@@ -31,11 +32,14 @@ from syllabus_common.registry import Registry
 # Feature → weight of the ``features`` re-ranker (config: retrieval.rerank.weights). Each feature is
 # in [0, 1] and adds weight × value to the fused score scaled so the first candidate has 1; ``nav``
 # subtracts (a table of contents or an index names a subject without explaining it).
-FEATURES = ("dense", "bm25", "title", "code", "doc", "doccos", "section", "nav")
+FEATURES = ("dense", "bm25", "title", "code", "doc", "doccos", "section", "nav", "near")
 SIGN = {"nav": -1.0}
 # Chosen on the library setting by eval/rerank_tune.py (eval/results/rerank_tune.md); config.yaml too.
+# ``near`` was added last, by the same rule with the other weights fixed (two-fold cross-validated there).
 DEFAULT_WEIGHTS = {"dense": 0.5, "bm25": 0.5, "title": 0.3, "code": 0.0, "doc": 0.0, "doccos": 0.0, "section": 0.4,
-                   "nav": 0.6}
+                   "nav": 0.6, "near": 0.5}
+# Term proximity: the window, in indexed words (stop words left out), about one sentence of prose.
+NEAR_WINDOW = 25
 
 
 class NoRerank(Reranker):
@@ -85,6 +89,7 @@ class FeatureReranker(Reranker):
                 "doc": doc_mass[h.doc_id] / total,
                 "section": sec_mass[(h.doc_id, _chapter(h.section))] / total,
                 "nav": _navigation(h.text),
+                "near": _near(words, _passage_tokens(h.text, self.stemmer)),
             })
         return out
 
@@ -120,6 +125,15 @@ def _title_tokens(section_path: str, stemmer: str) -> frozenset[str]:
     return frozenset(tokenize(section_path, stemmer)) if section_path else frozenset()
 
 
+@lru_cache(maxsize=2048)
+def _passage_tokens(text: str, stemmer: str) -> tuple[str, ...]:
+    """A passage's indexed words in order (cached: a session's questions keep meeting the same
+    passages, and tokenizing is most of the proximity feature's cost)."""
+    from pipeline.kb.lexical import tokenize
+
+    return tuple(tokenize(text, stemmer, code=False))
+
+
 def _minmax(values: list[float | None]) -> list[float]:
     """Scores scaled to [0, 1] over the candidates (missing: 0), for a convex combination of the
     retrievers' scores beside rank fusion (Bruch, Gai & Ingber, ACM TOIS 2023)."""
@@ -128,6 +142,29 @@ def _minmax(values: list[float | None]) -> list[float]:
         return [0.0] * len(values)
     low, span = min(known), (max(known) - min(known)) or 1.0
     return [0.0 if v is None else (v - low) / span for v in values]
+
+
+def _near(words: set[str], tokens: Sequence[str], window: int = NEAR_WINDOW) -> float:
+    """The largest share of the question's ``words`` that occur together within ``window``
+    consecutive tokens of the passage, in [0, 1].
+
+    Term proximity (Büttcher, Clarke & Lushman, SIGIR 2006; Tao & Zhai, SIGIR 2007): a passage
+    that answers a question tends to say its words in one sentence; a passage that only mentions
+    them scatters them. BM25 and the embedding score the whole passage and cannot tell the two apart."""
+    if not words:
+        return 0.0
+    found = [(i, t) for i, t in enumerate(tokens) if t in words]
+    best, inside, first = 0, {}, 0
+    for pos, term in found:
+        inside[term] = inside.get(term, 0) + 1
+        while pos - found[first][0] >= window:
+            old = found[first][1]
+            inside[old] -= 1
+            if not inside[old]:
+                del inside[old]
+            first += 1
+        best = max(best, len(inside))
+    return best / len(words)
 
 
 def _navigation(text: str) -> float:

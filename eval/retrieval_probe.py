@@ -1,0 +1,166 @@
+"""Signals tried beside the ``features`` re-ranker's default, measured the way retrieval_eval.py does.
+
+    python eval/retrieval_probe.py
+
+For each question set and setting (see retrieval_eval.py), the fused top 40 (and top 80) is taken
+once; each row re-orders it with the default weights plus one extra signal, or with another fusion,
+then applies the default page and document caps and scores hit@1 / hit@5 / MRR in the top 5.
+Extra signals: the question's embedding similarity to the candidate's section title, the cosine
+of every candidate (the dense score is missing for candidates that only BM25 found), the share of
+the fused evidence on the candidate's page, and a listwise logistic-regression re-ranker over all
+signals (two-fold cross-validated); and other term-proximity windows. Writes eval/results/retrieval_probe.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, load_questions, machine  # noqa: E402
+from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs  # noqa: E402
+
+from pipeline.kb.search import diversify  # noqa: E402
+from pipeline.rerank import DEFAULT_WEIGHTS, FEATURES, SIGN, FeatureReranker  # noqa: E402
+
+EXTRA = ("title_cos", "chunk_cos", "page")
+WINDOWS = (15, 20, 40)  # term-proximity windows beside the default
+
+
+def _minmax(v) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    return (v - v.min()) / ((v.max() - v.min()) or 1.0) if len(v) else v
+
+
+def collect(kb, questions: list[dict], book: str, depth: int) -> list[dict]:
+    """Per question: the candidates' features (default ones and extra), ranks and gold flags."""
+    from pipeline.kb.catalog import PATH_SEP
+    from pipeline.rerank import _near, _passage_tokens, _words
+
+    paths = [r[0] or "" for r in kb.catalog.db.execute("SELECT DISTINCT section_path FROM chunks")]
+    title_vec = dict(zip(paths, np.asarray(kb.embedder.encode([p.split(PATH_SEP)[-1] for p in paths]))))
+    reranker = FeatureReranker(stemmer=kb.cfg.retrieval.stemmer)
+    out = []
+    for q in questions:
+        qv = kb.embed_query(q["question"])
+        hits = kb.search(q["question"], k=depth, rerank="none")
+        if not hits:
+            continue
+        feats = reranker.features(q["question"], hits)
+        m = {f: np.array([x[f] for x in feats]) for f in ("base", *FEATURES)}
+        m["title_cos"] = _minmax([float(title_vec[h.section or ""] @ qv) for h in hits])
+        m["chunk_cos"] = _minmax(kb.similarities(qv, [h.chunk_id for h in hits]))
+        mass: dict[tuple, float] = {}
+        for b, h in zip(m["base"], hits):
+            mass[(h.doc_id, h.page_start)] = mass.get((h.doc_id, h.page_start), 0.0) + b
+        m["page"] = np.array([mass[(h.doc_id, h.page_start)] for h in hits]) / m["base"].sum()
+        words = _words(q["question"], kb.cfg.retrieval.stemmer)
+        for w in WINDOWS:
+            m[f"near{w}"] = np.array([_near(words, _passage_tokens(h.text, kb.cfg.retrieval.stemmer), w) for h in hits])
+        out.append({"id": q["id"], "m": m, "hits": hits,
+                    "ranks": [(h.dense_rank, h.bm25_rank) for h in hits],
+                    "gold": np.array([first_hit_rank([h], set(q["pages"]), book) == 1 for h in hits])})
+    return out
+
+
+def score_rows(rows: list[dict], scorer, caps) -> tuple[float, float, float]:
+    """hit@1, hit@5, MRR of the top 5 after ordering each question's candidates by ``scorer``."""
+    r1 = r5 = mrr = 0.0
+    for row in rows:
+        s = scorer(row)
+        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
+        hits = [row["hits"][i] for i in order]
+        for i, h in zip(order, hits):
+            h.rerank_score, h._i = float(s[i]), i
+        top = diversify(hits, 5, *caps)[:5]
+        rank = next((j + 1 for j, h in enumerate(top) if row["gold"][h._i]), None)
+        r1, r5, mrr = r1 + (rank == 1), r5 + (rank is not None), mrr + (1 / rank if rank else 0)
+    n = len(rows) or 1
+    return r1 / n, r5 / n, mrr / n
+
+
+def weighted(weights: dict):
+    def scorer(row):
+        m = row["m"]
+        return m["base"] + sum(SIGN.get(f, 1.0) * w * m[f] for f, w in weights.items() if w)
+    return scorer
+
+
+def fused(k: int, dense_weight: float):
+    """The default weights over a re-fused base: dense_weight / (k + dense rank) + 1 / (k + BM25 rank)."""
+    def scorer(row):
+        base = np.array([(dense_weight / (k + d) if d else 0.0) + (1.0 / (k + b) if b else 0.0) for d, b in row["ranks"]])
+        return weighted(DEFAULT_WEIGHTS)({**row, "m": {**row["m"], "base": base / base.max()}})
+    return scorer
+
+
+def listwise(train: list[dict], l2: float = 0.01) -> np.ndarray:
+    """A linear re-ranker over every signal, fitted by softmax cross-entropy (ListNet-style) toward the
+    gold candidates of ``train``, with an L2 penalty."""
+    from scipy.optimize import minimize
+
+    names = ("base", *FEATURES, *EXTRA)
+    data = [(np.stack([r["m"][f] for f in names], 1), r["gold"]) for r in train if r["gold"].any()]
+
+    def loss(w):
+        total, grad = 0.0, np.zeros_like(w)
+        for x, g in data:
+            s = x @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            q = np.where(g, p, 0.0) / p[g].sum()
+            total -= np.log(p[g].sum())
+            grad += x.T @ (p - q)
+        return total / len(data) + l2 * w @ w, grad / len(data) + 2 * l2 * w
+
+    w0 = np.zeros(len(names))
+    w0[0] = 10.0
+    w = minimize(loss, w0, jac=True, method="L-BFGS-B").x
+    return lambda row: np.stack([row["m"][f] for f in names], 1) @ w
+
+
+def main() -> None:
+    kbs = open_kbs(["single", "library"], list(SETS), fresh=False)
+    caps = None
+    data, wide = {}, {}
+    for key, kb in kbs.items():
+        r = kb.cfg.retrieval
+        caps = (r.diversify.max_per_doc, r.diversify.margin, r.diversify.max_per_page)
+        questions = load_questions(QUESTIONS / SETS[key[1]][0])
+        data[key] = collect(kb, questions, SETS[key[1]][1], 40)
+        wide[key] = collect(kb, questions, SETS[key[1]][1], 80)
+    cols = list(data)
+    variants = {"default": (data, weighted(DEFAULT_WEIGHTS)),
+                "default, 80 candidates re-ranked instead of 40": (wide, weighted(DEFAULT_WEIGHTS))}
+    for f in EXTRA:
+        for w in (0.15, 0.3, 0.5):
+            variants[f"default + {f} {w}"] = (data, weighted({**DEFAULT_WEIGHTS, f: w}))
+    for w in WINDOWS:
+        variants[f"default, proximity window {w} words instead of 25"] = (
+            data, weighted({**DEFAULT_WEIGHTS, "near": 0.0, f"near{w}": DEFAULT_WEIGHTS["near"]}))
+    for k, dw in ((20, 1.0), (100, 1.0), (60, 0.5), (60, 2.0)):
+        variants[f"default over RRF k = {k}, dense weight {dw}"] = (data, fused(k, dw))
+    lines = ["# Signals tried beside the default re-ranker", "",
+             "Each row re-orders the fused candidates (default weights plus the row's change), applies the "
+             f"default page/document caps and scores the top 5. Machine: {machine()}.", "",
+             "| variant | " + " | ".join(f"{s}/{q} hit@1 / hit@5 / MRR" for s, q in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for label, (source, scorer) in variants.items():
+        cells = [score_rows(source[c], scorer, caps) for c in cols]
+        lines.append(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {m:.3f}" for a, b, m in cells) + " |")
+    # The learned re-ranker: fitted on one half of every set's questions, scored on the other half.
+    halves = [{c: rows[p::2] for c, rows in data.items()} for p in (0, 1)]
+    for fold, (train, test) in enumerate(((halves[0], halves[1]), (halves[1], halves[0])), 1):
+        scorer = listwise([r for rows in train.values() for r in rows])
+        for label, s in ((f"fold {fold}: listwise logistic re-ranker, all signals (held-out half)", scorer),
+                         (f"fold {fold}: default (same held-out half)", weighted(DEFAULT_WEIGHTS))):
+            cells = [score_rows(test[c], s, caps) for c in cols]
+            lines.append(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {m:.3f}" for a, b, m in cells) + " |")
+    (RESULTS / "retrieval_probe.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
