@@ -89,7 +89,8 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON."
         docs = kb.documents()
         usage = kb.disk_usage()
     if as_json:
-        emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
+        emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage,
+                   "documents": [dict(d.__dict__, length=extent(d.kind, d.n_pages, d.n_paras)) for d in docs]})
         return
     table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
     for col in ("id", "title", "file", "kind", "length", "OCR", "sections", "chunks", "size", "added"):
