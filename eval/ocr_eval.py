@@ -113,10 +113,9 @@ def _setups() -> dict[str, tuple[str, object]]:
         "+no-spin": ("rapidocr", replace(AS_SHIPPED, spin=False)),
         "+det-1280": ("rapidocr", replace(AS_SHIPPED, spin=False, det_max_side=1280)),
         "+fused-graphs": ("rapidocr", replace(AS_SHIPPED, spin=False, det_max_side=1280, fused_graphs=True)),
-        "+unclip-2.0": ("rapidocr", replace(AS_SHIPPED, spin=False, det_max_side=1280, fused_graphs=True, unclip_ratio=2.0)),
-        "rapidocr": ("rapidocr", RapidSettings()),  # the default: all of the above + line workers
+        "rapidocr": ("rapidocr", RapidSettings()),  # the default: all of the above + unclip_ratio 2.0
+        "+line-workers": ("rapidocr", replace(RapidSettings(), workers=True)),
     }
-    assert setups["+unclip-2.0"][1] == replace(RapidSettings(), workers=False)
     if shutil.which("tesseract"):
         setups["tesseract"] = ("tesseract", None)
     return setups
@@ -162,7 +161,7 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-ABLATION = ("+no-spin", "+det-1280", "+fused-graphs")  # speed steps: timed at 150 dpi only
+ABLATION = ("+no-spin", "+det-1280", "+fused-graphs", "+line-workers")  # speed steps: timed at 150 dpi only
 
 
 def scanned(tmp: Path, quick: bool, repeat: int = 1) -> dict:

@@ -4,16 +4,18 @@ paddle2onnx writes PP-LCNetV3 (the backbone of PP-OCRv4's detector and recognize
 elementwise operators on scalars: every convolution is followed by its "learnable affine" scale and
 shift (``conv → ×a → +b``), and every hard-swish is spelt ``x · clip(x + 3, 0, 6) / 6``. ONNX
 Runtime's CPU provider runs each of them as one more pass over the whole feature map: on a scanned
-page they took 59% of the recognizer's time against 26% for the convolutions (ORT profiler,
-``eval/ocr_eval.py --profile``). Two rewrites, both exact up to float rounding:
+page they took 59% of the recognizer's time against 26% for the convolutions (ONNX Runtime's
+profiler, one thread, the 28 lines of a 150 dpi page). Two rewrites, both exact up to float rounding:
 
 1. ``conv → ×a → +b`` (scalars ``a``, ``b``, the convolution's only consumer) becomes one
    convolution with weights ``a·W`` and bias ``a·B + b``;
 2. ``x · clip(x + 3, 0, 6) / 6`` becomes ``x · HardSigmoid(x)`` with α = 1/6, β = 1/2, which is the
    same function (ONNX: HardSigmoid(x) = max(0, min(1, αx + β))) in two operators instead of four.
 
-The rewritten model is built in memory when the engine loads (a fraction of a second) and handed to
-ONNX Runtime as bytes; the files in the rapidocr-onnxruntime wheel are never changed.
+After them ONNX Runtime fuses each HardSigmoid into its convolution; the recognizer runs 1.7× faster
+on one thread and its probabilities differ from the shipped graph's by < 2e-6. The rewritten model
+is built in memory when the engine loads (about 1 s) and handed to ONNX Runtime as bytes; the files
+in the rapidocr-onnxruntime wheel are never changed.
 """
 
 from __future__ import annotations
