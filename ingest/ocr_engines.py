@@ -27,6 +27,7 @@ is off.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from syllabus_common.errors import ModelNotAvailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,7 +141,10 @@ def _session(path: Path, threads: int, settings: RapidSettings):
     if settings.fused_graphs:
         from ingest.ocr_graph import fused_model
 
-        model = fused_model(path)[0]
+        try:
+            model = fused_model(path)[0]
+        except Exception as exc:  # another rapidocr release's graph: slower, not wrong
+            log.warning("OCR runs %s as shipped (the faster rewrite failed: %s: %s)", path.name, type(exc).__name__, exc)
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
