@@ -17,12 +17,12 @@ settings in :class:`RapidSettings` cut both, each measured in ``eval/ocr_eval.py
 * boxes are grown a little more (``unclip_ratio`` 2.0, RapidOCR's default 1.6): a taller cut of the
   same line is fewer columns once scaled to the recognizer's 48-pixel height;
 * ONNX Runtime's threads never spin-wait for work: on a shared machine a spinning thread burned as
-  much CPU as a working one (recognition 4.7 s of CPU per page with spinning, 2.4 without, same
+  much CPU as a working one (recognition 6.2 s of CPU per page with spinning, 4.3 without, same
   text).
 
 Splitting a page's lines over ``threads`` workers of one ORT thread each (``workers``) instead of
-ORT's intra-op threads was measured too: 15% more CPU time and slower on the shared machine, so it
-is off.
+ORT's intra-op threads was measured too: the same CPU time in one run, 15% more in another, so the
+simpler intra-op threads stay.
 """
 
 from __future__ import annotations
