@@ -260,12 +260,14 @@ def course_files(tmp: Path) -> dict:
     with KnowledgeBase(cfg, tmp / "kb-course", create=True) as kb:
         kb.ingest([formats / n for n in ("book.epub", "slides.pptx", "notes.docx", "notes.md", "notes.html")])
         for name in ("book.epub", "notes.docx", "notes.md", "notes.html"):
-            right = 0
+            right, places = 0, []
             for title, body in CHAPTERS:
                 phrase = " ".join(body.split(". ")[1].split()[:4])
                 hit = kb.search(phrase, k=1, docs=[name])[0]
                 right += hit.section.split(" > ")[-1] == title
+                places.append(f"{hit.where} · {hit.section}")  # what a hit or citation names
             out[f"{name}_chapters_found"] = f"{right}/{len(CHAPTERS)}"
+            out[f"{name}_hit_places"] = places
         right = sum(kb.search(notes, k=1, docs=["slides.pptx"])[0].page_start == i + 1
                     for i, (_, _, notes) in enumerate(SLIDES))
         out["slides.pptx_slides_found_by_notes"] = f"{right}/{len(SLIDES)}"
