@@ -1,13 +1,16 @@
 """OCR, slides and course files, measured on material made here (nothing downloaded).
 
-    python eval/ocr_eval.py [--quick] [--out eval/results/ocr_eval.json]
+    python eval/ocr_eval.py [--quick] [--repeat N] [--only-scanned | --skip-scanned] [--out FILE]
 
 * Scanned pages: known English text rendered at 150 and 300 dpi with noise, blur and a 1° skew, as
   image-only PDF pages; Traditional Chinese the same at 300 dpi (PyMuPDF's built-in CJK font).
   CER = character edit distance / reference length, after collapsing whitespace (Chinese: all
-  whitespace removed). Baseline in the same run: RapidOCR's stock decoder and settings; Tesseract
-  too when the program is installed.
-* Speed: pages/s at 150 dpi on this machine (2 ONNX Runtime threads), model loading excluded.
+  whitespace removed). Baselines in the same run: RapidOCR's stock decoder and settings, and main's
+  settings before the speed work (``rapidocr-main``), then each speed setting added one at a time
+  (``+no-spin`` … ``rapidocr``, the default); Tesseract too when the program is installed.
+* Speed: per setup, wall pages/s and CPU seconds per page by stage (render, detect, recognize) with
+  2 threads, model loading excluded. The machine is shared, so wall rates are compared within the
+  run and the idle rate is estimated from CPU time (see "method" in the results).
 * Slides: a 62 s lecture video (6 slides, a moving talking head, the synthesized lecture audio):
   precision/recall of the slide changes found (a change counts when found within 1.5 s); a 60 s
   clip of one slide filmed by a moving camera with the talking head: false changes.
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -80,34 +84,76 @@ def pages_zh() -> list[list[str]]:
     return [lines]
 
 
-def ocr_pdf(pdf: Path, dpi: int, engine: str = "rapidocr", stock: bool = False) -> tuple[list[str], float, float]:
-    """Text of every page, wall seconds and CPU seconds of this process spent in OCR (rendering
-    included, model loading not). Tesseract runs as a child process: its CPU time is counted too."""
+class _Clock:
+    """CPU seconds of this process (all threads; Tesseract's child processes too) spent per stage."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, stage: str, fn):
+        def timed(*args, **kw):
+            start = _cpu()
+            try:
+                return fn(*args, **kw)
+            finally:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + _cpu() - start
+        return timed
+
+
+# name → (engine, RapidOCR settings or "stock"); the baseline first. Each is timed on the same pages in
+# the same run, so the ratios hold whatever else the machine is doing.
+def _setups() -> dict[str, tuple[str, object]]:
+    from dataclasses import replace
+
+    from ingest.ocr_engines import AS_SHIPPED, RapidSettings
+
+    setups = {
+        "rapidocr-main": ("rapidocr", AS_SHIPPED),  # main before this change: RapidOCR's settings, our decoder
+        "rapidocr-stock": ("rapidocr", "stock"),  # RapidOCR as shipped: its decoder, angle classifier on
+        "+no-spin": ("rapidocr", replace(AS_SHIPPED, spin=False)),
+        "+det-1280": ("rapidocr", replace(AS_SHIPPED, spin=False, det_max_side=1280)),
+        "+fused-graphs": ("rapidocr", replace(AS_SHIPPED, spin=False, det_max_side=1280, fused_graphs=True)),
+        "rapidocr": ("rapidocr", RapidSettings()),  # the default: all of the above + unclip_ratio 2.0
+        "+line-workers": ("rapidocr", replace(RapidSettings(), workers=True)),
+    }
+    if shutil.which("tesseract"):
+        setups["tesseract"] = ("tesseract", None)
+    return setups
+
+
+def ocr_pdf(pdf: Path, dpi: int, engine: str, settings, threads: int = 2) -> tuple[list[str], float, dict]:
+    """Text of every page, wall seconds and CPU seconds per stage spent in OCR (rendering included,
+    model loading not)."""
     import pymupdf
 
-    from ingest.ocr import ImageReader, load_engine, render
+    from ingest.ocr import ENGINES, boxes_to_text, normalize_script, render
 
-    reader = ImageReader(engine=engine, languages=("en", "zh-TW"), threads=2)
-    eng = load_engine(engine, ("en", "zh-TW"), 2)  # loaded before the clock starts
-    if stock:  # RapidOCR as shipped: its own CTC decoder and the angle classifier on
+    clock = _Clock()
+    if settings == "stock":
         from rapidocr_onnxruntime import RapidOCR
 
-        stock_ocr = RapidOCR(intra_op_num_threads=2, inter_op_num_threads=1)
-    texts, started, cpu = [], time.perf_counter(), _cpu()
+        stock = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        run = clock.wrap("ocr", lambda image: _stock_boxes(stock, image))
+    else:
+        eng = ENGINES[engine](("en", "zh-TW"), threads, settings) if settings else ENGINES[engine](("en", "zh-TW"), threads)
+        if engine == "rapidocr":
+            eng._ocr.text_det = clock.wrap("detect", eng._ocr.text_det)
+            eng._read_lines = clock.wrap("recognize", eng._read_lines)
+        run = clock.wrap("ocr", eng.recognize)
+    texts, started = [], time.perf_counter()
     with pymupdf.open(pdf) as doc:
         for page in doc:
-            image = render(page, dpi)
-            if stock:
-                from ingest.ocr import Box, boxes_to_text
+            image = clock.wrap("render", render)(page, dpi)
+            texts.append(normalize_script(boxes_to_text(run(image)), ("en", "zh-TW")))
+    return texts, time.perf_counter() - started, clock.seconds
 
-                result, _ = stock_ocr(image[:, :, ::-1].copy())
-                boxes = [Box(t, min(p[0] for p in b), min(p[1] for p in b), max(p[0] for p in b),
-                             max(p[1] for p in b), float(s)) for b, t, s in result or []]
-                texts.append(boxes_to_text(boxes))
-            else:
-                texts.append(reader.read_image(image).text)
-    del eng
-    return texts, time.perf_counter() - started, _cpu() - cpu
+
+def _stock_boxes(stock, image):
+    from ingest.ocr import Box
+
+    result, _ = stock(image[:, :, ::-1].copy())
+    return [Box(t, min(p[0] for p in b), min(p[1] for p in b), max(p[0] for p in b), max(p[1] for p in b), float(s))
+            for b, t, s in result or []]
 
 
 def _cpu() -> float:
@@ -115,30 +161,44 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def scanned(tmp: Path, quick: bool) -> dict:
-    import shutil
+ABLATION = ("+no-spin", "+det-1280", "+fused-graphs", "+line-workers")  # speed steps: timed at 150 dpi only
 
-    en = pages_en()[: 1 if quick else None]
+
+def scanned(tmp: Path, quick: bool, repeat: int = 1) -> dict:
+    en = pages_en()[: 1 if quick else None] * repeat  # repeated pages get their own noise
     zh = pages_zh()
-    out: dict = {"pages_en": len(en), "pages_zh": len(zh), "chars_en": sum(len("\n".join(p)) for p in en)}
-    engines = [("rapidocr", False), ("rapidocr-stock", True)]
-    if shutil.which("tesseract"):
-        engines.append(("tesseract", False))
+    out: dict = {"pages_en": len(en), "pages_zh": len(zh), "chars_en": sum(len("\n".join(p)) for p in en),
+                 "method": "per setup and page: wall s and CPU s of this process (all threads) in the same run; "
+                           "idle_2core_pages_per_s = 2 / (CPU s per page), the rate on 2 idle cores if the work "
+                           "splits over both (true for the default: 2 detector threads, lines in 2 workers; not "
+                           "for spinning setups, whose CPU time includes busy-waiting); cpu_1core_pages_per_s = "
+                           "1 / (CPU s per page), the rate with no parallelism at all", "setups": {}}
+    setups = _setups()
     for dpi in (300, 150):
         pdf = tmp / f"en-{dpi}.pdf"
         write_scan_pdf(pdf, en, dpi=dpi)
-        for name, stock in engines:
-            texts, seconds, cpu = ocr_pdf(pdf, dpi, "tesseract" if name == "tesseract" else "rapidocr", stock)
+        for name, (engine, settings) in setups.items():
+            if dpi != 150 and name in ABLATION:
+                continue
+            texts, seconds, cpu = ocr_pdf(pdf, dpi, engine, settings)
             ref, hyp = "\n".join("\n".join(p) for p in en), "\n".join(texts)
-            out[f"cer_en_{dpi}_{name}"] = round(cer(ref, hyp), 4)
-            out[f"pages_per_s_{dpi}_{name}"] = round(len(en) / seconds, 3)
-            # The machine is shared: CPU seconds / 2 cores is what an idle 2-core machine would take.
-            out[f"pages_per_s_{dpi}_{name}_idle_2core"] = round(len(en) / (cpu / 2), 3)
+            per_page = sum(v for k, v in cpu.items() if k in ("ocr", "render")) / len(en)
+            out["setups"].setdefault(name, {})[f"en_{dpi}"] = {
+                "cer": round(cer(ref, hyp), 4), "wall_pages_per_s": round(len(en) / seconds, 3),
+                "cpu_s_per_page": round(per_page, 2),
+                "cpu_s_per_page_by_stage": {k: round(v / len(en), 2) for k, v in cpu.items() if k != "ocr"},
+                "idle_2core_pages_per_s": round(2 / per_page, 3), "cpu_1core_pages_per_s": round(1 / per_page, 3)}
+            print(name, dpi, out["setups"][name][f"en_{dpi}"], f"load {os.getloadavg()[0]:.1f}", flush=True)
     pdf = tmp / "zh-300.pdf"
     write_scan_pdf(pdf, zh, dpi=300, font="china-t")
-    for name, stock in engines:
-        texts, _, _ = ocr_pdf(pdf, 300, "tesseract" if name == "tesseract" else "rapidocr", stock)
-        out[f"cer_zh_tw_300_{name}"] = round(cer("".join(zh[0]), "".join(texts), chinese=True), 4)
+    for name, (engine, settings) in setups.items():
+        if name in ABLATION:
+            continue
+        texts, _, _ = ocr_pdf(pdf, 300, engine, settings)
+        out["setups"][name]["zh_tw_300"] = {"cer": round(cer("".join(zh[0]), "".join(texts), chinese=True), 4)}
+    base, new = out["setups"]["rapidocr-main"]["en_150"], out["setups"]["rapidocr"]["en_150"]
+    out["speedup_150dpi_vs_main"] = {"wall": round(new["wall_pages_per_s"] / base["wall_pages_per_s"], 2),
+                                     "cpu": round(base["cpu_s_per_page"] / new["cpu_s_per_page"], 2)}
     return out
 
 
@@ -200,12 +260,14 @@ def course_files(tmp: Path) -> dict:
     with KnowledgeBase(cfg, tmp / "kb-course", create=True) as kb:
         kb.ingest([formats / n for n in ("book.epub", "slides.pptx", "notes.docx", "notes.md", "notes.html")])
         for name in ("book.epub", "notes.docx", "notes.md", "notes.html"):
-            right = 0
+            right, places = 0, []
             for title, body in CHAPTERS:
                 phrase = " ".join(body.split(". ")[1].split()[:4])
                 hit = kb.search(phrase, k=1, docs=[name])[0]
                 right += hit.section.split(" > ")[-1] == title
+                places.append(f"{hit.where} · {hit.section}")  # what a hit or citation names
             out[f"{name}_chapters_found"] = f"{right}/{len(CHAPTERS)}"
+            out[f"{name}_hit_places"] = places
         right = sum(kb.search(notes, k=1, docs=["slides.pptx"])[0].page_start == i + 1
                     for i, (_, _, notes) in enumerate(SLIDES))
         out["slides.pptx_slides_found_by_notes"] = f"{right}/{len(SLIDES)}"
@@ -219,18 +281,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one English page per resolution")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "ocr_eval.json")
+    parser.add_argument("--repeat", type=int, default=1, help="scanned pages: each English page this many times")
+    parser.add_argument("--only-scanned", action="store_true", help="only the scanned pages (OCR accuracy and speed)")
+    parser.add_argument("--skip-scanned", action="store_true", help="everything but the scanned pages")
     args = parser.parse_args()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        result = {"machine": machine, "scanned": scanned(tmp, args.quick)}
+        result = {"machine": _machine(), "load_before": os.getloadavg()[0]}
+        if not args.skip_scanned:
+            result["scanned"] = scanned(tmp, args.quick, args.repeat)
+            result["load_after_scanned"] = os.getloadavg()[0]
+        if args.only_scanned:
+            return _write(args.out, result)
         slides = slide_changes(tmp, args.quick)
         video, changes = Path(slides.pop("_video")), slides.pop("_changes")
         result["slides"] = slides
         result["slide_search"] = slide_search(video, changes, tmp)
         result["course_files"] = course_files(tmp)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write(args.out, result)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, shared with other jobs (load averages recorded)"
+
+
+def _write(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

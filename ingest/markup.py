@@ -1,7 +1,9 @@
 """Markdown, HTML and plain text: headings become sections, the text between them their spans.
 
-These formats have no pages; a passage is located by its section path alone. The same outline
-builder serves DOCX (:mod:`ingest.office`), whose headings are paragraph styles.
+These formats have no pages; a passage is located by its section path and its paragraph numbers:
+body blocks (paragraphs, list items, tables, code blocks) counted from 1 at the top of the file,
+headings not counted. The same outline builder serves DOCX (:mod:`ingest.office`), whose headings
+are paragraph styles.
 """
 
 from __future__ import annotations
@@ -31,34 +33,25 @@ def read_text(path: Path) -> tuple[str, list[str]]:
 
 def sections_from_blocks(blocks: list[Block]) -> tuple[list[Section], list[Span]]:
     """Headings → a section tree (levels normalised so the top heading used is level 1); body text →
-    spans under the nearest heading above it (text before the first heading has an empty path)."""
+    one span per block, numbered, under the nearest heading above it (text before the first heading
+    has an empty path)."""
     levels = sorted({lvl for lvl, text in blocks if lvl is not None and text.strip()})
     rank = {lvl: i + 1 for i, lvl in enumerate(levels)}
     sections: list[Section] = []
     spans: list[Span] = []
     stack: list[str] = []
-    body: list[str] = []
-
-    def flush() -> None:
-        text = "\n\n".join(b for b in body if b.strip()).strip()
-        if text:
-            spans.append(Span(text=text, section_path=tuple(stack)))
-        body.clear()
-
     for level, text in blocks:
         text = text.strip()
         if not text:
             continue
         if level is None:
-            body.append(text)
+            spans.append(Span(text=text, section_path=tuple(stack), para=len(spans) + 1))
             continue
-        flush()
         title = " ".join(text.split())
         depth = rank[level]
         del stack[depth - 1:]
         stack.append(title)
         sections.append(Section(title=title, level=len(stack), path=tuple(stack)))
-    flush()
     return sections, spans
 
 

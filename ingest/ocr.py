@@ -1,6 +1,6 @@
 """OCR for pages and video frames that carry no text layer.
 
-Engines sit in a registry (:data:`ENGINES`); the default, ``rapidocr``, is PP-OCRv4 (Chinese and
+Engines sit in a registry (:data:`ENGINES`, :mod:`ingest.ocr_engines`); the default, ``rapidocr``, is PP-OCRv4 (Chinese and
 English in one recognizer) run by ONNX Runtime from the ``rapidocr-onnxruntime`` wheel, whose
 models ship inside the package: nothing is downloaded. ``tesseract`` goes through PyMuPDF's
 Tesseract integration when the ``tesseract`` program and its language data are installed.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from ingest.ocr_engines import ENGINES, Box, cjk  # noqa: F401  (Box: part of this module's API)
 from syllabus_common.atomic import atomic_write_text
 from syllabus_common.errors import ConfigError, IngestError, ModelNotAvailable
 
@@ -31,23 +31,11 @@ log = logging.getLogger(__name__)
 
 MODES = ("auto", "always", "never")
 LANGUAGES = ("en", "zh-TW", "zh-CN")
-CACHE_VERSION = 1  # bump when the text produced from the same pixels changes
+CACHE_VERSION = 2  # bump when the text produced from the same pixels changes
 # auto: a page is read by OCR when its text layer yields fewer than this many characters…
 MIN_TEXT_CHARS = 50
 # …and images cover at least this share of it (a scan with a stray page number still qualifies).
 MIN_IMAGE_COVER = 0.3
-
-
-@dataclass
-class Box:
-    """One recognised piece of text: its corner points in pixels and the engine's confidence."""
-
-    text: str
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    score: float
 
 
 @dataclass
@@ -56,100 +44,9 @@ class Recognized:
     title: str = ""  # the first line when it is set larger than the rest (slides)
 
 
-class RapidOCREngine:
-    """PP-OCRv4 detection + recognition, ONNX models from the rapidocr-onnxruntime wheel."""
-
-    name = "rapidocr"
-
-    def __init__(self, languages: tuple[str, ...], threads: int = 0):
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError:
-            raise ModelNotAvailable("ocr.engine rapidocr needs the package rapidocr-onnxruntime "
-                                    "(pip install --no-deps rapidocr-onnxruntime==1.4.4)") from None
-        threads = threads or -1
-        # The angle classifier only matters for upside-down lines; scans and slides are upright.
-        self._ocr = RapidOCR(use_cls=False, intra_op_num_threads=threads, inter_op_num_threads=1)
-        self._ocr.text_rec.postprocess_op = SpacedCTCDecoder(self._ocr.text_rec.postprocess_op.character)
-
-    def recognize(self, image: np.ndarray) -> list[Box]:
-        """``image``: (H, W, 3) uint8 RGB."""
-        result, _ = self._ocr(image[:, :, ::-1].copy(), use_cls=False)  # RapidOCR takes OpenCV's BGR
-        boxes = []
-        for points, text, score in result or []:
-            xs = [p[0] for p in points]
-            ys = [p[1] for p in points]
-            boxes.append(Box(str(text), min(xs), min(ys), max(xs), max(ys), float(score)))
-        return boxes
-
-
-class SpacedCTCDecoder:
-    """Greedy CTC decoding that keeps the spaces PP-OCR's Chinese-first recognizer half-hears.
-
-    On blurred or noisy English lines the recognizer often lets the blank win over the space between
-    two words (rapidocr's decoder then prints "Gradientcheckpointing"), but the space class still
-    gets a visible share of the probability in the columns between them: 0.05-0.4 at word gaps
-    against < 0.01 inside words on our scanned pages. A space goes in where it passes
-    :attr:`threshold`, between two non-CJK characters."""
-
-    threshold = 0.03
-
-    def __init__(self, characters: list[str]):
-        self.character = characters  # index 0 is CTC's blank, the last one the space
-        self.space = len(characters) - 1
-
-    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **_) -> list[tuple[str, float]]:
-        """``preds``: (N, T, C) per-column class probabilities → [(text, mean confidence)] per line."""
-        out = []
-        for probs in preds:
-            best = probs.argmax(axis=1)  # (T,)
-            keep = np.ones(len(best), bool)
-            keep[1:] = best[1:] != best[:-1]
-            keep &= best != 0
-            cols = np.nonzero(keep)[0]
-            text = ""
-            for j, col in enumerate(cols):
-                ch = self.character[best[col]]
-                if j and ch != " " and text and text[-1] != " " and not (_cjk(ch) or _cjk(text[-1])):
-                    gap = probs[cols[j - 1] + 1:col, self.space]
-                    if gap.size and gap.max() > self.threshold:
-                        text += " "
-                text += ch
-            score = float(probs[cols, best[cols]].mean()) if len(cols) else 0.0
-            out.append((text, score))
-        return out
-
-
-class TesseractEngine:
-    """Tesseract through PyMuPDF (``Pixmap.pdfocr_tobytes``): needs the tesseract program."""
-
-    name = "tesseract"
-    _CODES = {"en": "eng", "zh-TW": "chi_tra", "zh-CN": "chi_sim"}
-
-    def __init__(self, languages: tuple[str, ...], threads: int = 0):
-        if shutil.which("tesseract") is None:
-            raise ModelNotAvailable("ocr.engine tesseract needs the tesseract program "
-                                    "(apt-get install tesseract-ocr tesseract-ocr-chi-tra)")
-        self.language = "+".join(self._CODES[lang] for lang in languages)
-
-    def recognize(self, image: np.ndarray) -> list[Box]:
-        import pymupdf
-
-        h, w = image.shape[:2]
-        pix = pymupdf.Pixmap(pymupdf.csRGB, w, h, np.ascontiguousarray(image).tobytes(), False)
-        with pymupdf.open("pdf", pix.pdfocr_tobytes(language=self.language)) as doc:
-            page = doc[0]
-            scale = w / page.rect.width
-            return [Box(t, x0 * scale, y0 * scale, x1 * scale, y1 * scale, 1.0)
-                    for x0, y0, x1, y1, t, *_ in page.get_text("words")]
-
-
-ENGINES: dict[str, type] = {"rapidocr": RapidOCREngine, "tesseract": TesseractEngine}
-
-
 @lru_cache(maxsize=2)
 def load_engine(name: str, languages: tuple[str, ...] = ("en", "zh-TW"), threads: int = 0):
-    """One engine instance per process and settings (loading the ONNX models takes ~0.5 s)."""
+    """One engine instance per process and settings (loading and rewriting the ONNX models takes ~1 s)."""
     if name not in ENGINES:
         raise ConfigError(f"unknown ocr.engine {name!r}; valid: {', '.join(ENGINES)}")
     bad = [lang for lang in languages if lang not in LANGUAGES]
@@ -159,10 +56,6 @@ def load_engine(name: str, languages: tuple[str, ...] = ("en", "zh-TW"), threads
 
 
 # ----- text from boxes
-def _cjk(ch: str) -> bool:
-    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
-
-
 @dataclass
 class Line:
     text: str
@@ -194,7 +87,7 @@ def _lines(boxes: list[Box], min_score: float) -> list[Line]:
         text = ""
         for b in group:
             piece = b.text.strip()
-            glue = "" if not text or (_cjk(text[-1]) and _cjk(piece[0])) else " "
+            glue = "" if not text or (cjk(text[-1]) and cjk(piece[0])) else " "
             text += glue + piece
         lines.append(Line(text, min(b.y0 for b in group), max(b.y1 for b in group)))
     return lines

@@ -38,6 +38,7 @@ class Span:
     t_start: float | None = None  # seconds, for transcripts
     t_end: float | None = None
     kind: str | None = None  # None: the document's own text (text layer, transcript); "ocr"; "slide"
+    para: int | None = None  # formats without pages (DOCX, Markdown, HTML, text): paragraph number, 1-based
 
 
 @dataclass

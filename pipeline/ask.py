@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from syllabus_common.places import place
+from syllabus_common.places import locate
 from pipeline.llm.base import LLM, TextStream
 from pipeline.packing import DoesNotFit, fit_prompt
 from pipeline.prompting import PromptSet, detect_language
@@ -41,13 +41,14 @@ class Citation:
     chunk_kind: str | None = None  # None: the document's own text; "ocr" or "slide"
     t_start: float | None = None
     t_end: float | None = None
+    para_start: int | None = None  # paragraph numbers, in formats without pages
+    para_end: int | None = None
 
     @property
     def where(self) -> str:
-        from syllabus_common.places import located
-
-        where = place(self.page, self.page_end, self.page_label, self.page_label_end) or self.time or ""
-        return located(where, self.doc_kind, self.chunk_kind, self.page, self.page_end, self.t_start, self.t_end)
+        where = locate(self.doc_kind, self.page, self.page_end, self.page_label, self.page_label_end, self.t_start,
+                       self.t_end, self.chunk_kind, self.para_start, self.para_end)
+        return where or self.time or ""
 
 
 @dataclass
@@ -128,7 +129,7 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
             n=i + 1, doc=h.title, path=h.path, page_label=h.page_label, page=h.page_start, page_end=h.page_end,
             page_label_end=h.page_label_end, section=h.section, time=time_span(h.t_start, h.t_end) if h.t_start is not None else None,
             text=h.text, similarity=round(s, 4), doc_kind=h.kind, chunk_kind=h.chunk_kind, t_start=h.t_start,
-            t_end=h.t_end,
+            t_end=h.t_end, para_start=h.para_start, para_end=h.para_end,
         )
         for i, (h, s) in enumerate(zip(hits, sims))
     ]

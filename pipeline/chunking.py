@@ -30,6 +30,8 @@ class Chunk:
     t_start: float | None = None
     t_end: float | None = None
     kind: str | None = None  # None: the document's own text; "ocr" or "slide" (see Span.kind)
+    para_start: int | None = None  # paragraph numbers, in formats without pages (see Span.para)
+    para_end: int | None = None
 
 
 def check_fits(size: int, model_max_tokens: int, special_tokens: int) -> None:
@@ -94,6 +96,7 @@ def _located(text: str, path: tuple[str, ...], covered: list[Span], n_tokens: in
     pages = [s.page for s in covered if s.page is not None]
     t0 = [s.t_start for s in covered if s.t_start is not None]
     t1 = [s.t_end for s in covered if s.t_end is not None]
+    paras = [s.para for s in covered if s.para is not None]
     return Chunk(
         text=text,
         section_path=path,
@@ -103,4 +106,6 @@ def _located(text: str, path: tuple[str, ...], covered: list[Span], n_tokens: in
         t_start=min(t0) if t0 else None,
         t_end=max(t1) if t1 else None,
         kind=kind,
+        para_start=min(paras) if paras else None,
+        para_end=max(paras) if paras else None,
     )

@@ -62,7 +62,7 @@ def digest_unit(unit, doc, embedder, prompts=None, language: str = "en", write: 
                 **values: str) -> Digest:
     """Key points of ``unit`` (an :class:`pipeline.outline.Unit` of ``doc``) and verified prose;
     ``background``: :func:`document_terms` of ``doc`` (computed once per document by the caller)."""
-    points = key_points(unit.spans, embedder, doc.labels, k=k, background=background)
+    points = key_points(unit.spans, embedder, doc.labels, k=k, background=background, kind=getattr(doc, "kind", None))
     prose, verdicts = _prose(points, unit.text, prompts, language, write,
                              faithfulness if faithfulness is not None else Faithfulness(), **values)
     return Digest(points, prose, verdicts)

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline.sentences import Sentence, split, terms
-from syllabus_common.places import place
+from syllabus_common import places
 
 WEIGHTS = {"cosine": 0.55, "lexical": 0.45, "rank": 0.05, "rerank": 0.5}  # rerank replaces that share when used
 MIN_CHARS = 12  # a shorter unit ("Note:", "Examples") is no evidence
@@ -55,12 +55,17 @@ class Passage:
     page_label_end: str | None = None
     t_start: float | None = None
     t_end: float | None = None
+    kind: str | None = None  # the document's format (pdf, pptx, md, ...): how its places are named
+    chunk_kind: str | None = None  # "ocr", "slide" or None
+    para_start: int | None = None  # paragraph numbers, in formats without pages
+    para_end: int | None = None
 
     @classmethod
     def from_hit(cls, hit, n: int) -> "Passage":
         return cls(n=n, doc=hit.title, path=hit.path, text=hit.text, section=hit.section, page=hit.page_start,
                    page_end=hit.page_end, page_label=hit.page_label, page_label_end=hit.page_label_end,
-                   t_start=hit.t_start, t_end=hit.t_end)
+                   t_start=hit.t_start, t_end=hit.t_end, kind=hit.kind, chunk_kind=hit.chunk_kind,
+                   para_start=hit.para_start, para_end=hit.para_end)
 
 
     @classmethod
@@ -71,7 +76,8 @@ class Passage:
             ends = [_seconds(x) for x in re.split(r"\s*[–-]\s*", c.time) if x.strip()]
             t_start, t_end = ends[0], ends[-1]
         return cls(n=c.n, doc=c.doc, path=c.path, text=c.text, section=c.section, page=c.page, page_end=c.page_end,
-                   page_label=c.page_label, page_label_end=c.page_label_end, t_start=t_start, t_end=t_end)
+                   page_label=c.page_label, page_label_end=c.page_label_end, t_start=t_start, t_end=t_end,
+                   kind=c.doc_kind or None, chunk_kind=c.chunk_kind, para_start=c.para_start, para_end=c.para_end)
 
 
 def _seconds(clock: str) -> float:
@@ -98,11 +104,16 @@ class Evidence:
     score: float
     cosine: float
     lexical: float
+    kind: str | None = None  # the document's format, chunk kind and paragraphs: see Passage
+    chunk_kind: str | None = None
+    para_start: int | None = None
+    para_end: int | None = None
 
     @property
     def where(self) -> str:
         single = self.page_end in (None, self.page)
-        return place(self.page, None if single else self.page_end, self.page_label, None, self.t_start, self.t_end)
+        return places.locate(self.kind, self.page, None if single else self.page_end, self.page_label, None, self.t_start,
+                      self.t_end, self.chunk_kind, self.para_start, self.para_end)
 
     @property
     def citation(self) -> str:
@@ -248,6 +259,7 @@ def select(question: str, passages: list[Passage], embedder, top: int = 3,
         p, _, u = cands[i]
         out.append(Evidence(n=k + 1, text=u.text, passage=p.n, doc=p.doc, path=p.path, section=p.section,
                             score=round(float(score[i]), 4), cosine=round(float(cos[i]), 4), lexical=round(lex[i], 4),
+                            kind=p.kind, chunk_kind=p.chunk_kind, para_start=p.para_start, para_end=p.para_end,
                             **_place(p, u, locate)))
     return out
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.evidence import encode_all
 from pipeline.sentences import has_han, split, term_list, terms
-from syllabus_common.timefmt import clock
+from syllabus_common.places import locate
 from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
 
 LAMBDA = 0.7  # MMR: weight of relevance against redundancy
@@ -43,18 +43,20 @@ class KeyPoint:
     page_label: str | None
     t_start: float | None  # seconds, for a recording
     score: float = 0.0
+    kind: str | None = None  # the document's format: "p. 12", "slide 12", "loc. 12", "¶ 7" (see syllabus_common.places)
+    para: int | None = None  # paragraph number, in formats without pages
+    chunk_kind: str | None = None  # "ocr", "slide" or None
 
     @property
     def where(self) -> str:
-        if self.page is not None:
-            return f"p. {self.page_label or self.page}"
-        return clock(self.t_start) if self.t_start is not None else ""
+        label = self.page_label or (str(self.page) if self.page is not None else None)
+        return locate(self.kind, label=label, t_start=self.t_start, chunk_kind=self.chunk_kind, para=self.para)
 
     def as_dict(self) -> dict:
         return dict(asdict(self), where=self.where)
 
 
-def _candidates(spans, labels: dict[int, str], headings: bool = False) -> tuple[list[KeyPoint], set[str]]:
+def _candidates(spans, labels: dict[int, str], headings: bool = False, kind: str | None = None) -> tuple[list[KeyPoint], set[str]]:
     """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
     terms of the unit's headings."""
     points, heading_terms = [], set()
@@ -74,7 +76,8 @@ def _candidates(spans, labels: dict[int, str], headings: bool = False) -> tuple[
                 end = span.t_end if span.t_end is not None else span.t_start
                 t = round(span.t_start + (end - span.t_start) * s.start / max(1, len(text)), 1)
             label = labels.get(span.page, str(span.page)) if span.page is not None else None
-            points.append(KeyPoint(flat, span.page, label, t))
+            points.append(KeyPoint(flat, span.page, label, t, kind=kind, para=getattr(span, "para", None),
+                                   chunk_kind=getattr(span, "kind", None)))
     for span in spans[:1]:
         heading_terms |= terms(" ".join(span.section_path[-1:])) if getattr(span, "section_path", None) else set()
     return points, heading_terms
@@ -94,11 +97,12 @@ def salience(spans, background: Counter | None = None) -> dict[str, float]:
 
 
 def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | None = None,
-               background: Counter | None = None) -> list[KeyPoint]:
-    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12)."""
-    cands, heading_terms = _candidates(spans, labels or {})
+               background: Counter | None = None, kind: str | None = None) -> list[KeyPoint]:
+    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12).
+    ``kind``: the document's format, which names the points' places."""
+    cands, heading_terms = _candidates(spans, labels or {}, kind=kind)
     if len(cands) < 3:  # an index or a list of titles: its lines are what it says
-        cands, heading_terms = _candidates(spans, labels or {}, headings=True)
+        cands, heading_terms = _candidates(spans, labels or {}, headings=True, kind=kind)
     full = [c for c in cands if len(c.text) * (3 if has_han(c.text) else 1) >= MIN_CHARS]
     cands = full if len(full) >= 3 else cands
     if not cands:

@@ -80,13 +80,15 @@ def ingest(
 
 
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the documents in the knowledge base with pages, sections, chunks and size.
+    """List the documents in the knowledge base with their length (pages, slides, e-book locations or
+    paragraphs), sections, chunks and size.
 
     Example:
       syllabus list
     """
     from rich.table import Table
 
+    from syllabus_common.places import extent
     from pipeline.ui import STATE, emit_json, out
     from pipeline.api import KnowledgeBase
 
@@ -94,14 +96,16 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON."
         docs = kb.documents()
         usage = kb.disk_usage()
     if as_json:
-        emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage, "documents": [d.__dict__ for d in docs]})
+        emit_json({"kb": str(STATE.kb_path()), "disk_bytes": usage,
+                   "documents": [dict(d.__dict__, length=extent(d.kind, d.n_pages, d.n_paras)) for d in docs]})
         return
     table = Table(title=f"{STATE.kb_path()} — {len(docs)} documents, {usage / 1e6:.1f} MB")
-    for col in ("id", "title", "file", "kind", "pages", "OCR", "sections", "chunks", "size", "added"):
-        table.add_column(col, justify="right" if col in ("id", "pages", "sections", "chunks", "size") else "left")
+    for col in ("id", "title", "file", "kind", "length", "OCR", "sections", "chunks", "size", "added"):
+        table.add_column(col, justify="right" if col in ("id", "length", "sections", "chunks", "size") else "left")
     for d in docs:
         table.add_row(
-            str(d.id), d.title, Path(d.path).name, d.kind, str(d.n_pages), str(d.n_ocr_pages or ""), str(d.n_sections),
+            str(d.id), d.title, Path(d.path).name, d.kind, extent(d.kind, d.n_pages, d.n_paras), str(d.n_ocr_pages or ""),
+            str(d.n_sections),
             str(d.n_chunks),
             f"{d.size_bytes / 1e6:.1f} MB", datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"),
         )
@@ -125,7 +129,6 @@ def search(
     from rich.markup import escape
 
     from syllabus_common.errors import ConfigError
-    from syllabus_common.places import located, place
     from pipeline.ui import STATE, emit_json, out
     from pipeline.api import KnowledgeBase
 
@@ -142,8 +145,7 @@ def search(
         out.print("no passages found")
         return
     for rank, h in enumerate(hits, 1):
-        where = located(place(h.page_start, h.page_end, h.page_label, h.page_label_end, h.t_start, h.t_end),
-                        h.kind, h.chunk_kind, h.page_start, h.page_end, h.t_start, h.t_end)
+        where = h.where
         head = f"[bold]{rank}. {escape(h.title)}[/]" + (f" · {where}" if where else "")
         if h.section:
             head += f" · [italic]{escape(h.section)}[/]"

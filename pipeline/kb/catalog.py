@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     t_start REAL, t_end REAL,
     n_tokens INTEGER NOT NULL,
     embedding BLOB NOT NULL,           -- float32, unit length
-    kind TEXT                          -- NULL: the document's own text; 'ocr' | 'slide'
+    kind TEXT,                         -- NULL: the document's own text; 'ocr' | 'slide'
+    para_start INTEGER, para_end INTEGER  -- paragraph numbers in formats without pages (docx, md, html, txt)
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ord);
 CREATE INDEX IF NOT EXISTS sections_doc ON sections(doc_id, ord);
@@ -88,6 +89,7 @@ class DocumentRow:
     n_sections: int = 0
     n_tokens: int = 0
     n_ocr_pages: int = 0
+    n_paras: int = 0  # paragraphs, in formats without pages
 
 
 @dataclass
@@ -102,6 +104,8 @@ class ChunkRow:
     t_end: float | None
     n_tokens: int
     kind: str | None = None
+    para_start: int | None = None
+    para_end: int | None = None
 
 
 class Catalog:
@@ -122,10 +126,14 @@ class Catalog:
         self.db.close()
 
     def _migrate(self) -> None:
-        """Catalogs written before chunks had a kind get the column (NULL: ordinary text)."""
+        """Catalogs written before chunks had a kind or paragraph numbers get the columns (NULL:
+        ordinary text, no paragraph numbers: a notes file ingested then is cited by section only)."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
         if "kind" not in columns:
             self.db.execute("ALTER TABLE chunks ADD COLUMN kind TEXT")
+        for column in ("para_start", "para_end"):
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE chunks ADD COLUMN {column} INTEGER")
         if "ocr" not in {r[1] for r in self.db.execute("PRAGMA table_info(pages)")}:
             self.db.execute("ALTER TABLE pages ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
 
@@ -164,7 +172,8 @@ class Catalog:
                   (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS n_chunks,
                   (SELECT COUNT(*) FROM sections s WHERE s.doc_id=d.id) AS n_sections,
                   (SELECT COALESCE(SUM(n_tokens),0) FROM chunks c WHERE c.doc_id=d.id) AS n_tokens,
-                  (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS n_ocr_pages
+                  (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS n_ocr_pages,
+                  (SELECT COALESCE(MAX(para_end),0) FROM chunks c WHERE c.doc_id=d.id) AS n_paras
                FROM documents d ORDER BY d.added_at, d.id"""
         ).fetchall()
         return [self._document(r) for r in rows]
@@ -202,8 +211,10 @@ class Catalog:
 
     def insert_chunks(self, doc_id: int, rows: Iterable[dict]) -> None:
         self.db.executemany(
-            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding, kind)
-               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding, :kind)""",
+            """INSERT INTO chunks (doc_id, ord, text, section_path, page_start, page_end, t_start, t_end, n_tokens, embedding, kind,
+                                   para_start, para_end)
+               VALUES (:doc_id, :ord, :text, :section_path, :page_start, :page_end, :t_start, :t_end, :n_tokens, :embedding, :kind,
+                       :para_start, :para_end)""",
             [dict(r, doc_id=doc_id, kind=r.get("kind")) for r in rows],
         )
 
@@ -220,7 +231,7 @@ class Catalog:
             part = ids[start : start + 500]
             marks = ",".join("?" for _ in part)
             for r in self.db.execute(
-                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind FROM chunks WHERE id IN ({marks})",
+                f"SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind, para_start, para_end FROM chunks WHERE id IN ({marks})",
                 part,
             ):
                 out[r["id"]] = ChunkRow(**{k: r[k] for k in r.keys()})
@@ -229,7 +240,7 @@ class Catalog:
     def document_chunks(self, doc_id: int) -> list[ChunkRow]:
         """A document's chunks in reading order."""
         rows = self.db.execute(
-            "SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind FROM chunks "
+            "SELECT id, doc_id, text, section_path, page_start, page_end, t_start, t_end, n_tokens, kind, para_start, para_end FROM chunks "
             "WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [ChunkRow(**{k: r[k] for k in r.keys()}) for r in rows]
 

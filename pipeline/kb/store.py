@@ -29,6 +29,7 @@ from pipeline.kb.types import IngestOutcome
 from pipeline.progress import Progress
 from syllabus_common.atomic import atomic_dir, atomic_path, atomic_write_text, recover_dir, sweep_leftovers
 from syllabus_common.errors import ConfigError, KnowledgeBaseError, SyllabusError
+from syllabus_common.places import locate
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,21 @@ class Hit:
     bm25_rank: int | None
     text: str
     chunk_kind: str | None = None  # None: the document's own text; "ocr" (a page read by OCR); "slide"
+    para_start: int | None = None  # paragraph numbers, in formats without pages (docx, md, html, txt)
+    para_end: int | None = None
     rerank_score: float | None = None  # the re-ranker's score (``score`` stays the fused one)
     dense_score: float | None = None  # cosine similarity, when the dense retriever found it
     bm25_score: float | None = None  # BM25 score, when the lexical retriever found it
     doc_score: float | None = None  # cosine of the question to the document's mean passage
 
+    @property
+    def where(self) -> str:
+        """The place in the words of the document's format: ``p. 12``, ``slide 3``, ``loc. 40``, ``¶ 7–9``, ``12:30–14:05``."""
+        return locate(self.kind, self.page_start, self.page_end, self.page_label, self.page_label_end, self.t_start,
+                      self.t_end, self.chunk_kind, self.para_start, self.para_end)
+
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return dict(self.__dict__, where=self.where)
 
 
 class KnowledgeBase:
@@ -309,6 +318,7 @@ class KnowledgeBase:
                 page_label_end=lab.get(c.page_end) if c.page_end else None,
                 t_start=c.t_start, t_end=c.t_end, score=float(scores[cid]),
                 dense_rank=dense_rank.get(cid), bm25_rank=bm25_rank.get(cid), text=c.text, chunk_kind=c.kind,
+                para_start=c.para_start, para_end=c.para_end,
             ))
         return hits
 
@@ -335,7 +345,7 @@ class KnowledgeBase:
             return tuple(p for p in text.split(PATH_SEP) if p) if text else ()
 
         spans = [Span(text=c.text, section_path=path_of(c.section_path), page=c.page_start, t_start=c.t_start,
-                      t_end=c.t_end, kind=c.kind) for c in self.catalog.document_chunks(doc_id)]
+                      t_end=c.t_end, kind=c.kind, para=c.para_start) for c in self.catalog.document_chunks(doc_id)]
         sections = [Section(title=s["title"], level=s["level"], path=path_of(s["path"]), page_start=s["page_start"],
                             page_end=s["page_end"], t_start=s["t_start"], t_end=s["t_end"])
                     for s in self.catalog.sections(doc_id)]

@@ -144,7 +144,8 @@ def commit(kb, prepared: PreparedFile, existing) -> IngestOutcome:
         kb.catalog.insert_chunks(doc_id, [
             dict(ord=i, text=c.text, section_path=PATH_SEP.join(c.section_path), page_start=c.page_start,
                  page_end=c.page_end, t_start=c.t_start, t_end=c.t_end, n_tokens=c.n_tokens,
-                 embedding=vectors[i].astype(np.float32).tobytes(), kind=c.kind)
+                 embedding=vectors[i].astype(np.float32).tobytes(), kind=c.kind, para_start=c.para_start,
+                 para_end=c.para_end)
             for i, c in enumerate(chunks)
         ])
         kb.catalog.set_meta("embed_model", kb.embed_model_name)
