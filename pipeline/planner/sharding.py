@@ -96,7 +96,9 @@ def shard(components: list[Component], st: Settings, u: Units,
         live = 2 * u.unit_params
         trip = live // n if st.offload == "params" else 0
         what = f"2 units × {u.unit_params:,}" + (f" + {trip:,} (offloaded shard copied in)" if trip else "")
-        src = "FSDP all-gather with backward prefetch" + ("; parameter offload: shard copied to the GPU" if trip else "")
+        src = "FSDP all-gather with backward prefetch"
+        if trip:
+            src += "; parameter offload: shard copied to the GPU before the all-gather"
         gathered = (live + trip) * u.compute_b + u.trainable_unit * u.grad_b
         gpu.append(Component("gathered", "gathered parameters + one unsharded gradient", gathered, "Temp",
                              f"{what} params × {u.compute_b} B + {u.trainable_unit:,} × {u.grad_b} B", src))
@@ -119,7 +121,11 @@ def deepspeed_zero3(st: Settings, u: Units, step: bool) -> list[Component]:
     """DeepSpeed ZeRO-3's GPU-side buffers, each at the bound its configuration sets (the defaults).
 
     Pinned CPU buffers (offloaded parameter and gradient partitions, the CPU optimizer's tiles) are
-    host memory and are not counted here; the offloaded states are listed as CPU components.
+    host memory and are not counted here; the offloaded states are listed as CPU components. The
+    contiguous gradient partition buffer (stage3.py grad_partitions_flat_buffer: every trainable
+    partition) is the "gradients ÷ N" line, kept on the GPU even with optimizer offload (the safe side).
+    ``allgather_bucket_size`` is not a ZeRO-3 buffer: stage 3 gathers per module through the
+    parameter coordinator (bounded below); the bucket is ZeRO-1/2's all-gather of updated partitions.
     """
     n = st.gpus
     trainable = u.grads_total // max(u.grad_b, 1)
