@@ -1,7 +1,7 @@
 """What the training framework and the runtimes keep: LitGPT's fused qkv, shared LoRA dropout, 4-bit
 output layer, 16-bit chunked loss and the previous micro-batch's graph; peft's dropout masks;
-CTranslate2's int8 embeddings, cache growth and cub caching; DeepSpeed ZeRO-3's output layer kept
-through the turn and the offloaded shard's copy. Each test checks one term against its formula."""
+CTranslate2's int8 embeddings, cache growth and cub caching; DeepSpeed ZeRO-3's buffers at the bounds
+its configuration sets and the offloaded shard's copy. Each test checks one term against its formula."""
 
 from __future__ import annotations
 
@@ -107,17 +107,51 @@ def test_cub_caches_only_blocks_up_to_16_mib():
     assert _get(eight, "allocator") == _get(eight, "logits")
 
 
-def test_zero3_keeps_the_output_layer_through_the_turn_and_copies_offloaded_shards_in():
-    mt0 = arch_from_config({"model_type": "mt5", "d_model": 4096, "d_kv": 64, "num_heads": 64, "d_ff": 10240,
-                            "num_layers": 24, "vocab_size": 250112, "feed_forward_proj": "gated-gelu",
-                            "tie_word_embeddings": False}, "mt0-xxl")
-    base = dict(mode="lora", precision="fp32", batch=8, seq=96, target_seq=3, lora_targets=("q", "v"),
-                gpus=1, shard="zero3", overhead=False)
-    gpu_only = estimate(mt0, Settings(**base))
-    offload = estimate(mt0, Settings(offload="params", **base))
-    head = 250112 * 4096
-    assert _get(gpu_only, "gathered") >= (head + 10**8) * 4  # beyond stage3_max_live_parameters (1e9)
+MT0 = arch_from_config({"model_type": "mt5", "d_model": 4096, "d_kv": 64, "num_heads": 64, "d_ff": 10240,
+                        "num_layers": 24, "vocab_size": 250112, "feed_forward_proj": "gated-gelu",
+                        "tie_word_embeddings": False}, "mt0-xxl")
+MT0_PEFT = dict(mode="lora", precision="fp32", batch=8, seq=96, target_seq=3, lora_rank=8, lora_targets=("q", "v"),
+                gpus=1, shard="zero3", overhead=False)  # eval/vram_published.yaml peft-mt0-xxl-lora-ds-zero3-offload
+
+
+def test_zero3_gathers_up_to_the_live_and_reuse_bounds_and_copies_offloaded_shards_in():
+    gpu_only = estimate(MT0, Settings(**MT0_PEFT))
+    offload = estimate(MT0, Settings(offload="params", **MT0_PEFT))
+    head = 250112 * 4096  # the largest module (the output layer)
+    # max(stage3_max_live_parameters, stage3_max_reuse_distance) + the module fetched + the one the reuse scan
+    # keeps, fp32; beside it one layer's unsharded LoRA gradient (under 1e6 elements)
+    assert 0 < _get(gpu_only, "gathered") - (10**9 + 2 * head) * 4 < 10**6 * 4
     assert _get(offload, "gathered") - _get(gpu_only, "gathered") == head * 4  # N = 1: the whole shard
+    assert all("configured bound" in c.label for c in gpu_only.components if c.key in ("gathered", "reduce_bucket"))
+    assert any("upper bound" in n for n in gpu_only.notes)
+
+
+def test_zero3_reduce_bucket_is_allocated_whole_and_copied_for_the_reduce_scatter():
+    est = estimate(MT0, Settings(offload="params", **MT0_PEFT))
+    trainable = 2 * 8 * (4096 + 4096) * (24 + 24 + 24)  # q and v of encoder self-, decoder self- and cross-attention
+    assert _get(est, "reduce_bucket") == (5 * 10**8 + trainable) * 4
+
+
+def test_zero3_small_tensors_stay_whole_on_every_gpu_and_only_the_optimizer_step_stages_a_sub_group():
+    from pipeline.planner.sharding import Units, shard
+
+    small = estimate(MT0, Settings(offload="params", **MT0_PEFT))  # r × 4096 < 1e5: LoRA matrices persist
+    wide = estimate(MT0, Settings(offload="params", **{**MT0_PEFT, "lora_rank": 32}))  # 32 × 4096 ≥ 1e5
+    norms = (3 * 48 + 2) * 4096 * 4
+    adapters = sum(c.bytes for c in small.cpu_components if c.key == "adapters")  # offloaded, and yet kept whole
+    assert _get(wide, "persistent") == norms and _get(small, "persistent") == norms + adapters > norms
+    u = Units(10**6, 10**6, 2, 8 * 10**9, 8 * 10**9, head_params=10**8, layer_params=2 * 10**8)
+    during, _ = shard([], Settings(mode="full", gpus=4, shard="zero3"), u)
+    step, _ = shard([], Settings(mode="full", gpus=4, shard="zero3"), u, step=True)
+    offloaded, _ = shard([], Settings(mode="full", gpus=4, shard="zero3", offload="optimizer"), u, step=True)
+    assert [c.bytes for c in step if c.key == "sub_group"] == [10**9 * 4]  # min(sub_group_size, 4e9 / 4) fp32
+    assert not [c for c in during + offloaded if c.key == "sub_group"]  # offloaded: pinned host memory
+
+
+def test_zero3_offload_on_mt0_xxl_is_not_under_the_peft_measurement():
+    # huggingface/peft README: 22 GB GPU (torch max_memory_allocated) for mt0-xxl LoRA, ZeRO-3 + CPU offload
+    est = estimate(MT0, Settings(offload="params", **MT0_PEFT))
+    assert est.tensor_bytes >= 22000 * 2**20
 
 
 def test_fsdp_parameter_offload_adds_the_shard_copies():

@@ -30,7 +30,9 @@ def test_zero_stages_split_what_the_paper_says():
     casts = 2 * (LLAMA8.layers * LLAMA8.block_linear_params() + LLAMA8.vocab * LLAMA8.hidden)
     long_z1 = estimate(LLAMA8, Settings(gpus=4, shard="zero1", **{**base, "seq": 8192}))
     assert _get(long_z1, "weight_casts") == casts  # ZeRO-1/2: the 16-bit working copy stays whole
-    assert _get(z3, "weight_casts") == casts // 4
+    # at 512 tokens the ZeRO-3 peak is the optimizer step (its sub_group_size fp32 tile); at 8k, backward's start
+    long_z3 = estimate(LLAMA8, Settings(gpus=4, shard="zero3", **{**base, "seq": 8192}))
+    assert _get(long_z3, "weight_casts") == casts // 4
     assert _get(z3, "gathered") > 0 and z3.total_bytes < z1.total_bytes < one.total_bytes
     long_one = estimate(LLAMA8, Settings(**{**base, "seq": 8192}))
     assert _get(long_z1, "activations") == _get(long_one, "activations")  # each GPU runs its own micro-batch

@@ -121,7 +121,7 @@ def _activation_bytes(shape: Shape, st: Settings, amp: bool, p: int = 2) -> tupl
 
 def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
     """Full fine-tuning or LoRA of Whisper, T5 or a BERT-style encoder (per GPU)."""
-    from pipeline.planner.sharding import Units, shard
+    from pipeline.planner.sharding import Units, persistent_bytes, shard
     from pipeline.planner.training import choose_peak
 
     if st.mode not in ("full", "lora"):
@@ -161,9 +161,12 @@ def estimate_seq2seq_training(arch, st: Settings, label: str) -> Estimate:
     n_layers = sum(x.layers for x in shape.stacks)
     unit = max(shape.params // max(n_layers, 1), shape.vocab * shape.stacks[0].hidden)
     unit_trainable = unit if st.mode == "full" else trainable // max(n_layers, 1)
+    hidden = max(x.hidden for x in shape.stacks)
+    norms = (3 * n_layers + len(shape.stacks)) * hidden  # up to three norms per (decoder) layer + one per stack
     units = Units(unit, unit_trainable, grad_b, gb, shape.params, 4 if label == "fp32" else 2,
-                  head_params=shape.vocab * shape.stacks[-1].hidden, layer_params=shape.params // max(n_layers, 1))
-    start_gpu, end_gpu = shard(start, st, units), shard(end, st, units)
+                  head_params=shape.vocab * shape.stacks[-1].hidden, layer_params=shape.params // max(n_layers, 1),
+                  small_bytes=persistent_bytes(static, st, hidden, norms, p_param))
+    start_gpu, end_gpu = shard(start, st, units), shard(end, st, units, step=True)
     notes = [f"{arch.name}: layers counted with Korthikanti et al.'s GPT layer (34 sbh in 16 bit), an upper bound "
              "for layers without dropout"]
     return choose_peak(arch.name, arch.params(), st, start_gpu, end_gpu, gradients.label, notes, label)

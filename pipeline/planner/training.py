@@ -22,7 +22,7 @@ from pipeline.planner.types import Component, Estimate, Settings, _n
 from pipeline.planner.frameworks import litgpt_loss, quantizes_head, retained_4bit_inputs
 from pipeline.planner.inference import dequant_copy_bytes, weight_bytes
 from pipeline.planner.precision import linear_bits, parse_precision
-from pipeline.planner.sharding import Units, describe, shard
+from pipeline.planner.sharding import Units, describe, persistent_bytes, shard
 from pipeline.planner.terms import (_matrices, gradient_bytes, lora_params, loss_terms, mask_bytes, optimizer_bytes,
                                     optimizer_temp_bytes, resolve_targets, train_layer_activations)
 
@@ -170,10 +170,11 @@ def estimate_training(arch: DecoderArch, st: Settings) -> Estimate:
                              what, "torch.optim._multi_tensor_adamw; transformers Adafactor; torch AccumulateGrad"))
     unit = max(arch.block_params(), arch.vocab * arch.hidden)
     unit_trainable = unit if st.mode == "full" else trainable // arch.layers
+    norms = (2 * arch.layers + 1) * arch.hidden  # two RMSNorms per layer + the final one
     units = Units(unit, unit_trainable, grad_b, gb, arch.params(), p, head_params=arch.vocab * arch.hidden,
-                  layer_params=arch.block_params())
+                  layer_params=arch.block_params(), small_bytes=persistent_bytes(static, st, arch.hidden, norms, p))
     start, start_cpu = shard(start, st, units)
-    end, end_cpu = shard(end, st, units)
+    end, end_cpu = shard(end, st, units, step=True)
     return choose_peak(arch.name, arch.params(), st, (start, start_cpu), (end, end_cpu), gradients.label,
                        _notes(st, style))
 
