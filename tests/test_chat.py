@@ -12,7 +12,7 @@ import time
 
 from conftest import ROOT
 from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
-from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, llm_config
+from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, fake_backend, llm_config
 
 BEES = "How do bees tell each other where the flowers are?"
 
@@ -28,6 +28,47 @@ def test_a_follow_up_is_retrieved_with_the_previous_question(topic_kb):
     assert follow.question.startswith(BEES) and follow.question.endswith("and the lava?")
     standalone = "Which lava builds volcanoes with gentle slopes?"
     assert session.retrieval_question(standalone) == standalone
+
+
+def _able_reply(rewrite: str):
+    """Replies of a model that passes the ability check (it copies the fact that answers, citing it)
+    and rewrites follow-ups as ``rewrite``."""
+    from pipeline.ability import PROBES
+
+    def reply(messages) -> str:
+        prompt = messages[-1]["content"]
+        if "Follow-up:" in prompt:
+            return rewrite
+        for facts, question, _ in PROBES:
+            if question in prompt:
+                return f"{facts[0]} [1]"
+        return "Bees dance to show the direction of flowers [1]."
+
+    return reply
+
+
+def test_an_able_model_condenses_the_follow_up_and_a_bad_rewrite_falls_back_to_the_join(topic_kb, tmp_path, monkeypatch):
+    from pipeline.chat import Session
+    from pipeline.llm import load_llm
+
+    monkeypatch.setenv("SYLLABUS_CACHE", str(tmp_path))  # the ability check's cache
+    standalone = "How far do bees fly to find flowers?"
+    fake = FakeLLM(reply=_able_reply(f"Standalone question: {standalone}"), name="able-fake")
+    with fake_backend(fake):
+        cfg = llm_config(backend="fake", max_new_tokens=TEST_MAX_NEW, context=2048)
+        llm = load_llm(cfg.llm)
+        session = Session()
+        session.ask(topic_kb, llm, BEES, cfg=cfg)
+        follow = session.ask(topic_kb, llm, "and how far do they fly?", cfg=cfg)
+    assert follow.question == standalone  # retrieved and answered as the model rewrote it
+    condense_calls = [c for c in fake.calls if "Follow-up:" in c["messages"][-1]["content"]]
+    assert len(condense_calls) == 1 and BEES in condense_calls[0]["messages"][-1]["content"]
+    assert session.questions == [BEES, standalone]
+    rambling = FakeLLM(reply=_able_reply("\n\n"), name="able-fake")  # nothing usable: the join
+    with fake_backend(rambling):
+        llm = load_llm(cfg.llm)
+        joined = Session(questions=[BEES]).ask(topic_kb, llm, "and the lava?", cfg=cfg)
+    assert joined.question == f"{BEES} and the lava?"
 
 
 def test_commands_change_the_session(topic_kb):
