@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, SAMPLE_PDF, WORK, machine, r_manual  # noqa: E402
+from ptyio import first_byte_after, read_until  # noqa: E402
 
 BASELINE_REF = os.environ.get("SYLLABUS_BENCH_BASELINE", "c6c4ceb")  # main before the ONNX query path
 QUESTIONS = {"R-lang.pdf": "What is a promise object?", "R-intro.pdf": "How do I read a table from a file?",
@@ -211,24 +212,6 @@ def bench_ask(trees: dict[str, Path], kb: Path, question: str, pdf: Path, quick:
     return rows + bench_chat(kb, question, quick)
 
 
-def _pty_read(fd: int, seen: bytearray, wanted: bytes, timeout: float) -> bool:
-    import select
-
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        try:
-            chunk = os.read(fd, 1)  # byte by byte: the first one's arrival is what is timed
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        seen.extend(chunk)
-    return True
-
-
 def chat_follow_up(kb: Path, first: str, follow: str, *options: str) -> tuple[float, str]:
     """`syllabus chat` in a pseudo-terminal: after ``first`` is answered, seconds from sending ``follow``
     to the first byte of its answer (after the terminal's echo), and the output of that answer."""
@@ -241,17 +224,20 @@ def chat_follow_up(kb: Path, first: str, follow: str, *options: str) -> tuple[fl
     os.close(child)
     seen = bytearray()
     try:
-        if not (_pty_read(main, seen, b"> ", 600) and (os.write(main, (first + "\n").encode()) or True)
-                and _pty_read(main, seen, b"Sources", 600) and _pty_read(main, seen, b"\n> ", 600)):
+        # The answer ends with the footer (" total N s · model") and the next prompt.
+        if not (read_until(main, b"> ", seen, 600) and (os.write(main, (first + "\n").encode()) or True)
+                and read_until(main, b"Sources", seen, 600) and read_until(main, b" total ", seen, 600)
+                and read_until(main, b"> ", seen, 600)):
             raise RuntimeError(f"chat did not answer: {seen.decode(errors='replace')[-800:]}")
         seen.clear()
         os.write(main, (follow + "\n").encode())
-        _pty_read(main, seen, follow[-8:].encode() + b"\r\n", 60)  # the echo
+        read_until(main, follow[-8:].encode() + b"\r\n", seen, 60)  # the echo
         echoed, t = len(seen), time.perf_counter()
-        if not _pty_first(main, seen, echoed, 600):
+        if not first_byte_after(main, seen, echoed, 600):
             raise RuntimeError("chat gave no answer to the follow-up")
         waited = time.perf_counter() - t
-        _pty_read(main, seen, b"\n> ", 600)
+        read_until(main, b" total ", seen, 600)
+        read_until(main, b"> ", seen, 600)
         os.write(main, b"/quit\n")
         proc.wait(timeout=60)
         return waited, seen.decode(errors="replace")
@@ -259,18 +245,6 @@ def chat_follow_up(kb: Path, first: str, follow: str, *options: str) -> tuple[fl
         if proc.poll() is None:
             proc.kill()
         os.close(main)
-
-
-def _pty_first(fd: int, seen: bytearray, start: int, timeout: float) -> bool:
-    import select
-
-    deadline = time.monotonic() + timeout
-    while len(seen) <= start or bytes(seen[start:]).isspace():
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        seen.extend(os.read(fd, 1))
-    return True
 
 
 def bench_chat(kb: Path, question: str, quick: bool) -> list[dict]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "eval"))
+from ptyio import first_byte_after, read_until  # noqa: E402  (shared with the startup bench)
 from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
 from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, fake_backend, llm_config
 
@@ -89,32 +90,6 @@ def test_commands_change_the_session(topic_kb):
     assert session.command("/nope", topic_kb).startswith("unknown command")
 
 
-def _read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        seen.extend(chunk)
-    return True
-
-
-def _first_byte_after(fd: int, seen: bytearray, start: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while len(seen) <= start:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        seen.extend(os.read(fd, 1))
-    return True
-
-
 def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path):
     env = dict(os.environ, **cache_env(tmp_path / "cache"), TERM="dumb")
     main, child = pty.openpty()
@@ -124,22 +99,22 @@ def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path
     os.close(child)
     seen = bytearray()
     try:
-        assert _read_until(main, b"> ", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"> ", seen, 300), seen.decode(errors="replace")[-2000:]
         os.write(main, (BEES + "\n").encode())
-        assert _read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
-        assert _read_until(main, b"\n> ", seen, 60)
+        assert read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"\n> ", seen, 60)
         del seen[:]
         os.write(main, b"/sources\n")
-        assert _read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
-        assert _read_until(main, b"\n> ", seen, 30)
+        assert read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
+        assert read_until(main, b"\n> ", seen, 30)
         del seen[:]
         os.write(main, b"and how far do they fly?\n")
-        assert _read_until(main, b"fly?\r\n", seen, 30)  # the terminal's echo
+        assert read_until(main, b"fly?\r\n", seen, 30)  # the terminal's echo
         start = len(seen)
-        assert _first_byte_after(main, seen, start, 300)  # the answer is streaming now
+        assert first_byte_after(main, seen, start, 300)  # the answer is streaming now
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
-        assert _read_until(main, b"(stopped)", seen, 120), seen.decode(errors="replace")[-2000:]
-        assert _read_until(main, b"\n> ", seen, 60)
+        assert read_until(main, b"(stopped)", seen, 120), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"\n> ", seen, 60)
         assert proc.poll() is None  # the session goes on
         os.write(main, b"/quit\n")
         assert proc.wait(timeout=60) == 0
