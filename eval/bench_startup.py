@@ -275,4 +275,8 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     from bench import write_results
 
-    write_results(run(ap.parse_args().quick), f"Machine: {machine()}. Startup budget, whole processes.", "bench-startup.md")
+    started = _load()
+    rows = run(ap.parse_args().quick)
+    write_results(rows, f"Machine: {machine()}. Startup budget, whole processes. The machine's load average (1, 5, 15 min) "
+                        f"is given with each figure (at the start: {started}; at the end: {_load()}): other jobs share "
+                        "the cores, which stretches wall times; CPU seconds are the steadier figure.", "bench-startup.md")
