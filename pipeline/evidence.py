@@ -131,7 +131,7 @@ def units(text: str) -> list[Sentence]:
 
 # Sentences per forward pass. The embedder sorts texts by length, so small batches pad little: one
 # batch of the 30 sentences of a cold `ask` (the longest 680 characters) took 1.6 CPU s on ONNX
-# Runtime, batches of 4 took 0.23-0.45 s (2-core EPYC, measured under load).
+# Runtime, batches of 4 took 0.23-0.45 s (2-core Xeon with AMX, measured under load).
 EVIDENCE_BATCH = 4
 
 
