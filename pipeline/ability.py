@@ -31,10 +31,15 @@ PROBES = (
 CHECK_TOKENS = 48
 
 
-def generate_on_evidence(llm, prompts, options, question: str, language: str, evidence: list[Evidence]) -> str:
-    """The model's answer written from the evidence alone (a short prompt a small model can read)."""
+def generate_on_evidence(llm, prompts, options, question: str, language: str, evidence: list[Evidence],
+                         stats: list | None = None) -> str:
+    """The model's answer written from the evidence alone (a short prompt a small model can read);
+    its :class:`~pipeline.llm.base.GenerationStats` are appended to ``stats``."""
     messages = prompts.render("evidence_answer", language, evidence=evidence_block(evidence, cite=False), question=question)
-    text = llm.stream(messages, options).text().strip()
+    stream = llm.stream(messages, options)
+    text = stream.text().strip()
+    if stats is not None:
+        stats.append(stream.stats)
     return to_traditional(text) if language == "zh-TW" else text  # Taiwanese users read Traditional
 
 

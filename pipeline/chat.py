@@ -1,8 +1,10 @@
 """A conversation over the knowledge base: models loaded once, each question answered by
 :func:`pipeline.ask.answer` with evidence and citations, follow-ups retrieved with the conversation.
 
-A follow-up ("and for 70B?") is retrieved as the previous question joined with it: condensing it
-with the LLM needs a model that can rewrite questions reliably, which the bundled 135M one cannot.
+A follow-up ("and for 70B?") is retrieved as a standalone question: a model that passes the ability
+check (:func:`pipeline.ability.model_is_able`, measured once per model) rewrites it from the earlier
+questions (``prompts/<lang>/condense.txt``); otherwise, and whenever the rewrite is unusable, the
+previous question is joined to it (the bundled 135M model is not able: it gets the join).
 Slash commands change the session: ``/sources``, ``/doc NAME``, ``/k N``, ``/clear``, ``/quit``.
 """
 
@@ -17,6 +19,10 @@ from syllabus_common.errors import SyllabusError
 _FOLLOW_UP = re.compile(r"^(and|but|also|or|what about|how about|then|so|why|how|it|its|they|them|that|this|"
                         r"those|these|same|which one)\b", re.IGNORECASE)
 _SHORT = 4  # words
+
+CONDENSE_TOKENS = 64  # a rewritten question is one line
+_HISTORY = 3  # earlier questions shown to the model when it rewrites a follow-up
+_LEAD = re.compile(r"^\s*(?:(?:standalone|rewritten)?\s*question|follow-up|問題|追問)\s*[:：]\s*", re.IGNORECASE)
 
 HELP = ("/sources  the passages of the last answer · /doc NAME  only that document (/doc alone: all) · "
         "/k N  passages per question · /clear  forget the conversation · /quit")
@@ -64,11 +70,29 @@ class Session:
             return "\n\n".join(sources(self.last)) if self.last is not None else "no answer yet"
         return f"unknown command {name}; {HELP}"
 
+    def standalone(self, question: str, llm, prompts, cfg) -> str:
+        """The question to retrieve and answer with: rewritten by an able model, else joined."""
+        question = " ".join(question.split())
+        if not self.questions or llm is None:
+            return self.retrieval_question(question)
+        from pipeline.ability import model_is_able
+        from pipeline.llm import options_from_config
+        from syllabus_common.models import user_cache_dir
+
+        if model_is_able(llm, prompts, options_from_config(cfg.llm), user_cache_dir()):
+            rewritten = condense(llm, prompts, self.questions[-_HISTORY:], question)
+            if rewritten:
+                return rewritten
+        return self.retrieval_question(question)
+
     def ask(self, kb, llm, question: str, **kwargs):
         """Answer ``question`` in the conversation (``kwargs`` go to :func:`pipeline.ask.answer`)."""
         from pipeline.ask import answer
+        from pipeline.prompting import load_prompts
 
-        asked = self.retrieval_question(question)
+        cfg = kwargs.get("cfg") or kb.cfg
+        kwargs["prompts"] = kwargs.get("prompts") or load_prompts(cfg)
+        asked = self.standalone(question, llm, kwargs["prompts"], cfg)
         result = answer(kb, llm, asked, k=self.k, docs=self.docs, **kwargs)
         self.questions.append(asked)
         self.last = result
@@ -80,3 +104,23 @@ def sources(result) -> list[str]:
     from pipeline.ask import format_passage
 
     return [format_passage(c) for c in result.citations]
+
+
+def condense(llm, prompts, history: list[str], question: str) -> str | None:
+    """``question`` rewritten by ``llm`` to stand alone after ``history``; None when the reply is not
+    one plausible question (empty, several lines of text, far longer than what it rewrites)."""
+    from pipeline.llm import GenerationOptions
+    from pipeline.prompting import detect_language
+
+    language = detect_language(question)
+    messages = prompts.render("condense", language, history="\n".join(f"- {q}" for q in history), question=question)
+    text = llm.stream(messages, GenerationOptions(max_new_tokens=CONDENSE_TOKENS, temperature=0.0)).text()
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    asked = [line for line in lines if line.endswith(("?", "？"))]
+    if not lines:
+        return None
+    rewritten = " ".join(_LEAD.sub("", (asked or lines)[0]).strip().strip('"“”「」').split())
+    limit = len(question) + sum(len(q) for q in history) + 40  # a rewrite adds the subject, not a paragraph
+    if len(rewritten) < 2 or len(rewritten) > limit:
+        return None
+    return rewritten

@@ -28,6 +28,8 @@ TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # generation on selected evidence (pipeline.trusted) and prose from key points (pipeline.keypoints)
     "evidence_answer": (frozenset({"evidence", "question"}), frozenset({"language"})),
     "key_points": (frozenset({"points"}), frozenset({"title", "pages", "language", "kind", "parts"})),
+    # a chat follow-up rewritten as a standalone question (pipeline.chat), when the model is able
+    "condense": (frozenset({"history", "question"}), frozenset({"language"})),
 }
 TEMPLATE_LANGUAGES = ("en", "zh-TW")
 # {kind} and {parts} in the summary templates: what is summarized, in the template's language.

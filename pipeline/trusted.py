@@ -95,17 +95,30 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
     ``on_evidence(answer)`` sees the evidence before the model is asked (the CLI prints it then)."""
     if mode not in ("extractive", "generative"):
         raise ValueError(f"mode {mode!r}: resolve 'auto' first; valid: extractive, generative")
+    out = gather_evidence(question, passages, embedder, top, rerank, locate, question_vector)
+    if on_evidence is not None:
+        on_evidence(out)
+    return write_answer(out, llm, prompts, options, mode)
+
+
+def gather_evidence(question: str, passages: list[Passage], embedder, top: int = 3, rerank=None, locate=None,
+                    question_vector=None) -> TrustedAnswer:
+    """The evidence alone (no model): what is printed first, whatever the mode."""
     question = " ".join(question.split())
     language = detect_language(question)
-    notes = _notes(language)
     t0 = time.perf_counter()
     evidence = select(question, passages, embedder, top=top, rerank=rerank, locate=locate,
                       question_vector=question_vector)
     timings = {"evidence_s": round(time.perf_counter() - t0, 4)}
-    out = TrustedAnswer(question, language, mode if llm is not None else "extractive", evidence, "", timings=timings)
-    if on_evidence is not None:
-        on_evidence(out)
-    if not evidence:
+    return TrustedAnswer(question, language, "extractive", evidence, "", timings=timings)
+
+
+def write_answer(out: TrustedAnswer, llm, prompts, options, mode: str, since: float | None = None) -> TrustedAnswer:
+    """``out`` (its evidence gathered) completed in ``mode``: the note, or the model's checked sentences.
+    ``since``: when the question came (``time.perf_counter()``), for ``generated_first_token_s``."""
+    notes = _notes(out.language)
+    out.mode = mode if llm is not None else "extractive"
+    if not out.evidence:
         out.note = notes["no_evidence"]
         return out
     if mode == "extractive" or llm is None:
@@ -113,9 +126,12 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
         out.note = notes["extractive"]
         return out
     t1 = time.perf_counter()
-    out.generated = generate_on_evidence(llm, prompts, options, question, language, evidence)
-    timings["generate_s"] = round(time.perf_counter() - t1, 4)
-    out.verdicts = verify(out.generated, {e.n: e.text for e in evidence})
+    stats: list = []
+    out.generated = generate_on_evidence(llm, prompts, options, out.question, out.language, out.evidence, stats)
+    out.timings["generate_s"] = round(time.perf_counter() - t1, 4)
+    if since is not None and stats and stats[0].first_token_s is not None:  # the model's first token, from the question
+        out.timings["generated_first_token_s"] = round(t1 - since + stats[0].first_token_s, 4)
+    out.verdicts = verify(out.generated, {e.n: e.text for e in out.evidence})
     out.faithfulness.add(out.verdicts)
     out.answer = kept_text(out.verdicts, show_unsupported=False)
     if not out.answer:
@@ -126,21 +142,23 @@ def trusted_answer(question: str, passages: list[Passage], embedder, llm=None, p
 def answer_on(question: str, passages: list[Passage], embedder, llm, prompts, cfg, options, mode: str | None = None,
               on_evidence=None, cache_dir=None, already_s: float = 0.0, question_vector=None) -> TrustedAnswer:
     """:func:`trusted_answer` with the config's mode (``auto`` resolved by the model's measured
-    ability) and evidence count; ``already_s``: seconds spent before (retrieval), for the timings."""
+    ability, after the evidence is shown: the check may wait for the model) and evidence count;
+    ``already_s``: seconds spent before (retrieval), for the timings."""
     from pipeline.ability import resolve_mode
     from pipeline.evidence import PdfPageLocator
     from syllabus_common.models import user_cache_dir
 
     t0 = time.perf_counter()
-    resolved = resolve_mode(mode or cfg.ask.mode, llm, prompts, options, cache_dir or user_cache_dir())
-
-    def seen(out: TrustedAnswer) -> None:
-        out.timings["evidence_at_s"] = round(already_s + time.perf_counter() - t0, 4)  # when the evidence can be shown
-        if on_evidence is not None:
-            on_evidence(out)
-
-    return trusted_answer(question, passages, embedder, llm, prompts, options, mode=resolved, top=cfg.ask.evidence,
-                          locate=PdfPageLocator(), on_evidence=seen, question_vector=question_vector)
+    requested = mode or cfg.ask.mode
+    if requested not in MODES:
+        resolve_mode(requested, llm, prompts, options, None)  # the error that names the valid modes
+    out = gather_evidence(question, passages, embedder, top=cfg.ask.evidence, locate=PdfPageLocator(),
+                          question_vector=question_vector)
+    out.timings["evidence_at_s"] = round(already_s + time.perf_counter() - t0, 4)  # when the evidence can be shown
+    if on_evidence is not None:
+        on_evidence(out)
+    resolved = resolve_mode(requested, llm, prompts, options, cache_dir or user_cache_dir())
+    return write_answer(out, llm, prompts, options, resolved, since=t0 - already_s)
 
 
 def answer_hits(question: str, hits, embedder, llm, prompts, cfg, options, mode: str | None = None,

@@ -91,12 +91,13 @@ def loading(message: str, quiet: bool = False):
     return nullcontext() if quiet or STATE.quiet else err.status(message, spinner="dots")
 
 
-def load_model(cfg, kb_path: Path | None = None):
-    """:func:`pipeline.api.load_model` with a spinner while the model loads and its notes on stderr."""
+def load_model(cfg, kb_path: Path | None = None, background: bool = False):
+    """:func:`pipeline.api.load_model` with a spinner while the model loads and its notes on stderr
+    (``background``: the backend may load the weights in a thread, see :class:`LoadContext`)."""
     from pipeline.llm import load_model as load
 
     with loading(f"loading {cfg.llm.model} ({cfg.llm.backend})…"):
-        return load(cfg, kb_path, notify=note)
+        return load(cfg, kb_path, notify=note, background=background)
 
 
 class Bars(Progress):

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "eval"))
+from ptyio import first_byte_after, read_until  # noqa: E402  (shared with the startup bench)
 from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
-from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, llm_config
+from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, fake_backend, llm_config
 
 BEES = "How do bees tell each other where the flowers are?"
 
@@ -28,6 +29,47 @@ def test_a_follow_up_is_retrieved_with_the_previous_question(topic_kb):
     assert follow.question.startswith(BEES) and follow.question.endswith("and the lava?")
     standalone = "Which lava builds volcanoes with gentle slopes?"
     assert session.retrieval_question(standalone) == standalone
+
+
+def _able_reply(rewrite: str):
+    """Replies of a model that passes the ability check (it copies the fact that answers, citing it)
+    and rewrites follow-ups as ``rewrite``."""
+    from pipeline.ability import PROBES
+
+    def reply(messages) -> str:
+        prompt = messages[-1]["content"]
+        if "Follow-up:" in prompt:
+            return rewrite
+        for facts, question, _ in PROBES:
+            if question in prompt:
+                return f"{facts[0]} [1]"
+        return "Bees dance to show the direction of flowers [1]."
+
+    return reply
+
+
+def test_an_able_model_condenses_the_follow_up_and_a_bad_rewrite_falls_back_to_the_join(topic_kb, tmp_path, monkeypatch):
+    from pipeline.chat import Session
+    from pipeline.llm import load_llm
+
+    monkeypatch.setenv("SYLLABUS_CACHE", str(tmp_path))  # the ability check's cache
+    standalone = "How far do bees fly to find flowers?"
+    fake = FakeLLM(reply=_able_reply(f"Standalone question: {standalone}"), name="able-fake")
+    with fake_backend(fake):
+        cfg = llm_config(backend="fake", max_new_tokens=TEST_MAX_NEW, context=2048)
+        llm = load_llm(cfg.llm)
+        session = Session()
+        session.ask(topic_kb, llm, BEES, cfg=cfg)
+        follow = session.ask(topic_kb, llm, "and how far do they fly?", cfg=cfg)
+    assert follow.question == standalone  # retrieved and answered as the model rewrote it
+    condense_calls = [c for c in fake.calls if "Follow-up:" in c["messages"][-1]["content"]]
+    assert len(condense_calls) == 1 and BEES in condense_calls[0]["messages"][-1]["content"]
+    assert session.questions == [BEES, standalone]
+    rambling = FakeLLM(reply=_able_reply("\n\n"), name="able-fake")  # nothing usable: the join
+    with fake_backend(rambling):
+        llm = load_llm(cfg.llm)
+        joined = Session(questions=[BEES]).ask(topic_kb, llm, "and the lava?", cfg=cfg)
+    assert joined.question == f"{BEES} and the lava?"
 
 
 def test_commands_change_the_session(topic_kb):
@@ -48,32 +90,6 @@ def test_commands_change_the_session(topic_kb):
     assert session.command("/nope", topic_kb).startswith("unknown command")
 
 
-def _read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        seen.extend(chunk)
-    return True
-
-
-def _first_byte_after(fd: int, seen: bytearray, start: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while len(seen) <= start:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        seen.extend(os.read(fd, 1))
-    return True
-
-
 def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path):
     env = dict(os.environ, **cache_env(tmp_path / "cache"), TERM="dumb")
     main, child = pty.openpty()
@@ -83,22 +99,22 @@ def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path
     os.close(child)
     seen = bytearray()
     try:
-        assert _read_until(main, b"> ", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"> ", seen, 300), seen.decode(errors="replace")[-2000:]
         os.write(main, (BEES + "\n").encode())
-        assert _read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
-        assert _read_until(main, b"\n> ", seen, 60)
+        assert read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"\n> ", seen, 60)
         del seen[:]
         os.write(main, b"/sources\n")
-        assert _read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
-        assert _read_until(main, b"\n> ", seen, 30)
+        assert read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
+        assert read_until(main, b"\n> ", seen, 30)
         del seen[:]
         os.write(main, b"and how far do they fly?\n")
-        assert _read_until(main, b"fly?\r\n", seen, 30)  # the terminal's echo
+        assert read_until(main, b"fly?\r\n", seen, 30)  # the terminal's echo
         start = len(seen)
-        assert _first_byte_after(main, seen, start, 300)  # the answer is streaming now
+        assert first_byte_after(main, seen, start, 300)  # the answer is streaming now
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
-        assert _read_until(main, b"(stopped)", seen, 120), seen.decode(errors="replace")[-2000:]
-        assert _read_until(main, b"\n> ", seen, 60)
+        assert read_until(main, b"(stopped)", seen, 120), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"\n> ", seen, 60)
         assert proc.poll() is None  # the session goes on
         os.write(main, b"/quit\n")
         assert proc.wait(timeout=60) == 0

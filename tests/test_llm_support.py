@@ -57,6 +57,15 @@ def converted_folder() -> Path:
     return converted_gguf(source, (llm_cache_dir(), user_cache_dir()))[0]
 
 
+def packed_file() -> Path:
+    """The shared model's packed fast-decoder weights (made when it was loaded)."""
+    from pipeline.llm.packcache import pack_name
+    from syllabus_common.models import user_cache_dir
+
+    name = pack_name(converted_folder(), shared_llm().precision)
+    return next(p for base in (llm_cache_dir(), user_cache_dir()) if (p := base / "models" / name).is_file())
+
+
 @lru_cache(maxsize=None)
 def onnx_embedder():
     """The embedding model on ONNX Runtime; its export is made in the user cache once per machine."""
@@ -73,7 +82,7 @@ def cache_env(base: Path) -> dict:
     the embedding model's ONNX export."""
     models = base / "models"
     models.mkdir(parents=True, exist_ok=True)
-    for folder in (converted_folder(), onnx_embedder().folder):
+    for folder in (converted_folder(), onnx_embedder().folder, packed_file()):
         link = models / folder.name
         if not link.exists():
             os.symlink(folder, link)

@@ -61,9 +61,18 @@ def _render(result, llm) -> None:
     if not STATE.quiet:
         t = result.timings
         first = f"first token {t['first_token_s']:.2f} s, " if t.get("first_token_s") is not None else ""
+        if t.get("generated_first_token_s") is not None:
+            first += f"model's first token {t['generated_first_token_s']:.2f} s, "
         speed = f", {t['decode_tokens_per_s']:.0f} tokens/s" if t.get("decode_tokens_per_s") else ""
         err.print(f"[dim]{first}total {t['total_s']:.2f} s{speed} · {llm.name} ({llm.describe().get('precision', llm.backend)})[/]",
                   highlight=False)
+
+
+def _check_mode(mode: str | None) -> None:
+    if mode is not None and mode not in ("auto", "extractive", "generative"):
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"--mode {mode!r}: valid: auto, extractive, generative")
 
 
 def ask(
@@ -95,14 +104,13 @@ def ask(
     from pipeline.ui import STATE, emit_json, load_model
 
     cfg = STATE.config()
-    if mode is not None and mode not in ("auto", "extractive", "generative"):
-        from pipeline.errors import ConfigError
-
-        raise ConfigError(f"--mode {mode!r}: valid: auto, extractive, generative")
+    _check_mode(mode)
     prompts = load_prompts(cfg)  # template errors surface before anything slow
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:
-        llm = load_model(cfg, kb.path)
-        kb.embedder.model  # load the embedding model too: timings start with both models ready
+        # The weights load in the background while the evidence is found and printed; the model's
+        # tokenizer (to fit the passages) is ready at once.
+        llm = load_model(cfg, kb.path, background=True)
+        kb.embedder.model  # load the embedding model too: timings start with it ready
         result = answer(kb, llm, question, k=k, docs=doc, max_new_tokens=max_tokens, prompts=prompts,
                         on_delta=None if as_json else _write,
                         on_context=_show_context if show_context and not as_json else None,
@@ -146,6 +154,7 @@ def chat(
     k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages per question (default: retrieval.k; /k N changes it)."),
     doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents; repeatable (/doc NAME changes it)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Longest answer in tokens (default: llm.max_new_tokens)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="auto | extractive | generative (default: ask.mode)."),
 ) -> None:
     """Talk with your documents: models load once, each answer cites its pages, follow-ups use the conversation.
 
@@ -164,10 +173,11 @@ def chat(
     from pipeline.ui import STATE, err, load_model, out
 
     cfg = STATE.config()
+    _check_mode(mode)
     prompts = load_prompts(cfg)
     history = _readline_history()
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:
-        llm = load_model(cfg, kb.path)
+        llm = load_model(cfg, kb.path, background=True)  # the weights load while the user types
         kb.embedder.model
         session = Session(k=k, docs=list(doc) if doc else None)
         err.print(f"[dim]{llm.name} · {kb.path} · {HELP}[/]", highlight=False)
@@ -189,7 +199,7 @@ def chat(
                 continue
             try:
                 _render(session.ask(kb, llm, line, max_new_tokens=max_tokens, prompts=prompts, on_delta=_write,
-                                    on_evidence=_show_evidence), llm)
+                                    on_evidence=_show_evidence, mode=mode), llm)
             except KeyboardInterrupt:
                 out.print("\n[dim](stopped)[/]", highlight=False)
     if history:

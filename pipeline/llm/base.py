@@ -149,6 +149,9 @@ class LoadContext:
     device: str = "cpu"
     offline: bool = True
     notify: Callable[[str], None] | None = None  # side remarks for the user (fallbacks, one-time conversions)
+    # Load the weights in a background thread where the backend can (the tokenizer is ready at once;
+    # generating waits for the weights): a CLI shows the evidence meanwhile.
+    background: bool = False
 
 
 def options_from_config(llm_cfg, **overrides) -> GenerationOptions:

@@ -20,35 +20,14 @@ refused by :func:`unsupported` and run through ``model.generate`` instead.
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.llm.quant import PREFILL_COPY_MAX_BYTES, DenseLinear, Int8Linear, Linear, kernel_available, make_linear
-
-ARCHITECTURES = ("llama", "mistral", "qwen2")
-
-
-def unsupported(config) -> str | None:
-    """Why this config cannot run here, or None when it can."""
-    if getattr(config, "model_type", None) not in ARCHITECTURES:
-        return f"architecture {getattr(config, 'model_type', '?')!r} (fast path: {', '.join(ARCHITECTURES)})"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"activation {config.hidden_act}"
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        return f"rope scaling {rope.get('rope_type') or rope.get('type')}"
-    if getattr(config, "use_sliding_window", False) or (
-        getattr(config, "model_type", "") == "mistral" and getattr(config, "sliding_window", None)
-        and config.sliding_window < config.max_position_embeddings
-    ):
-        return "sliding-window attention"
-    if getattr(config, "mlp_bias", False):
-        return "MLP biases"
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    if head_dim % 2:
-        return "odd head dimension"
-    return None
+from pipeline.llm.lite import ARCHITECTURES, unsupported  # noqa: F401  (lite: checked before torch loads)
+from pipeline.llm.quant import (PREFILL_COPY_MAX_BYTES, DenseLinear, Int8Linear, Linear, kernel_available, load_linear,
+                                make_linear, save_linear)
 
 
 def _rope_theta(config) -> float:
@@ -61,10 +40,25 @@ class _Layer:
 
 
 class FastDecoder:
-    """Prefill and single-token steps over a static cache of ``max_len`` positions (batch 1)."""
+    """Prefill and single-token steps over a static cache of ``max_len`` positions (batch 1).
+
+    Built from a loaded transformers model, from a checkpoint's tensors (:meth:`from_weights`, no
+    transformers needed), or from its own packed form (:meth:`from_packed`, what
+    :mod:`pipeline.llm.packcache` keeps in the user cache so a new process skips the quantization)."""
 
     def __init__(self, hf_model, kind: str, max_len: int):
-        cfg = hf_model.config
+        tied = hf_model.lm_head.weight.data_ptr() == hf_model.model.embed_tokens.weight.data_ptr()
+        self._build(hf_model.config, hf_model.state_dict(), kind, max_len, tied)
+
+    @classmethod
+    def from_weights(cls, config, weights: Mapping[str, torch.Tensor], kind: str, max_len: int) -> "FastDecoder":
+        """From a Llama-layout checkpoint's tensors (``model.layers.N.self_attn.q_proj.weight``, ...);
+        tied embeddings when the checkpoint has no ``lm_head.weight``."""
+        decoder = cls.__new__(cls)
+        decoder._build(config, weights, kind, max_len, tied="lm_head.weight" not in weights)
+        return decoder
+
+    def _shape(self, cfg, kind: str, max_len: int) -> None:
         self.kind = kind
         self.n_layers = cfg.num_hidden_layers
         self.n_heads = cfg.num_attention_heads
@@ -74,40 +68,51 @@ class FastDecoder:
         self.inter = cfg.intermediate_size
         self.eps = float(cfg.rms_norm_eps)
         self.max_len = max_len
+        self.q_size, self.kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+
+    def _build(self, cfg, weights: Mapping[str, torch.Tensor], kind: str, max_len: int, tied: bool) -> None:
+        self._shape(cfg, kind, max_len)
         head_kind = "int8" if kind == "int4" else kind  # see quant.py: an int4 head costs accuracy
-        base = hf_model.model
         scale = 1.0 / math.sqrt(self.head_dim)
-        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        self.layers: list[_Layer] = []
-        n_params = sum(p.numel() for p in base.layers.parameters())
+        n_params = sum(t.numel() for name, t in weights.items() if name.startswith("model.layers."))
         dense_prefill = kind in ("int4", "int8") and n_params * 2 <= PREFILL_COPY_MAX_BYTES and kernel_available("bf16")
+
+        def w(name: str) -> torch.Tensor:
+            return weights[name].detach().float()
+
+        self.layers: list[_Layer] = []
         with torch.no_grad():
-            for block in base.layers:
-                att, mlp = block.self_attn, block.mlp
-                w = torch.cat([att.q_proj.weight.float() * scale, att.k_proj.weight.float(), att.v_proj.weight.float()])
+            for i in range(self.n_layers):
+                p = f"model.layers.{i}."
+                qkv = torch.cat([w(p + "self_attn.q_proj.weight") * scale, w(p + "self_attn.k_proj.weight"),
+                                 w(p + "self_attn.v_proj.weight")])
                 b = None
-                if att.q_proj.bias is not None:
-                    b = torch.cat([att.q_proj.bias.float() * scale, att.k_proj.bias.float(), att.v_proj.bias.float()])
+                if p + "self_attn.q_proj.bias" in weights:
+                    b = torch.cat([w(p + "self_attn.q_proj.bias") * scale, w(p + "self_attn.k_proj.bias"),
+                                   w(p + "self_attn.v_proj.bias")])
                 layer = _Layer()
-                layer.ln1 = block.input_layernorm.weight.detach().float().clone()
-                layer.ln2 = block.post_attention_layernorm.weight.detach().float().clone()
-                layer.qkv = make_linear(w, b, kind, dense_prefill)
-                layer.o = make_linear(att.o_proj.weight.float(), None, kind, dense_prefill)
-                gate_up = torch.cat([mlp.gate_proj.weight.float(), mlp.up_proj.weight.float()])
+                layer.ln1 = w(p + "input_layernorm.weight").clone()
+                layer.ln2 = w(p + "post_attention_layernorm.weight").clone()
+                layer.qkv = make_linear(qkv, b, kind, dense_prefill)
+                layer.o = make_linear(w(p + "self_attn.o_proj.weight"), None, kind, dense_prefill)
+                gate_up = torch.cat([w(p + "mlp.gate_proj.weight"), w(p + "mlp.up_proj.weight")])
                 layer.gate_up = make_linear(gate_up, None, kind, dense_prefill)
-                layer.down = make_linear(mlp.down_proj.weight.float(), None, kind, dense_prefill)
+                layer.down = make_linear(w(p + "mlp.down_proj.weight"), None, kind, dense_prefill)
                 self.layers.append(layer)
-            self.norm = base.norm.weight.detach().float().clone()
-            head_w = hf_model.lm_head.weight.detach().float()
-            self.head: Linear = make_linear(head_w, None, head_kind)
-            tied = hf_model.lm_head.weight.data_ptr() == base.embed_tokens.weight.data_ptr()
+            self.norm = w("model.norm.weight").clone()
+            embed = weights["model.embed_tokens.weight"]
+            self.head: Linear = make_linear(embed.detach().float() if tied else w("lm_head.weight"), None, head_kind)
             if tied and isinstance(self.head, Int8Linear):
                 self.embed = None  # rows of the int8 head serve as the embedding table
             elif tied and isinstance(self.head, DenseLinear):
                 self.embed = self.head.weight
             else:
-                self.embed = base.embed_tokens.weight.detach().to(torch.bfloat16 if kind != "fp32" else torch.float32).clone()
-        self.q_size, self.kv_size = q_size, kv_size
+                self.embed = embed.detach().to(torch.bfloat16 if kind != "fp32" else torch.float32).clone()
+        self._tables(cfg)
+
+    def _tables(self, cfg) -> None:
+        """RoPE tables and the empty KV cache (cheap: not part of the packed form)."""
+        max_len = self.max_len
         # RoPE tables (max_len, head_dim), rotate-half form: x*cos + roll(x, D/2)*sin_signed.
         half = self.head_dim // 2
         inv = 1.0 / (_rope_theta(cfg) ** (torch.arange(0, half, dtype=torch.float64) * 2 / self.head_dim))
@@ -121,6 +126,40 @@ class FastDecoder:
         self.k_cache = torch.zeros(self.n_layers, self.n_kv, max_len, self.head_dim)
         self.v_cache = torch.zeros(self.n_layers, self.n_kv, max_len, self.head_dim)
         self.tokens: list[int] = []  # what the cache holds, position by position
+
+    # ----- the packed form: quantized tensors plus a small string table (safetensors metadata)
+    def packed(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        tensors: dict[str, torch.Tensor] = {"norm": self.norm}
+        meta = {"kind": self.kind, "head": save_linear(self.head, "head", tensors)}
+        if self.embed is None:
+            meta["embed"] = "head-rows"
+        elif self.embed is getattr(self.head, "weight", None):
+            meta["embed"] = "head-weight"
+        else:
+            meta["embed"], tensors["embed"] = "own", self.embed
+        for i, layer in enumerate(self.layers):
+            tensors[f"{i}.ln1"], tensors[f"{i}.ln2"] = layer.ln1, layer.ln2
+            for part in ("qkv", "o", "gate_up", "down"):
+                meta[f"{i}.{part}"] = save_linear(getattr(layer, part), f"{i}.{part}", tensors)
+        return tensors, meta
+
+    @classmethod
+    def from_packed(cls, config, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], max_len: int) -> "FastDecoder":
+        decoder = cls.__new__(cls)
+        decoder._shape(config, meta["kind"], max_len)
+        decoder.layers = []
+        for i in range(decoder.n_layers):
+            layer = _Layer()
+            layer.ln1, layer.ln2 = tensors[f"{i}.ln1"], tensors[f"{i}.ln2"]
+            for part in ("qkv", "o", "gate_up", "down"):
+                setattr(layer, part, load_linear(meta[f"{i}.{part}"], f"{i}.{part}", tensors))
+            decoder.layers.append(layer)
+        decoder.norm = tensors["norm"]
+        decoder.head = load_linear(meta["head"], "head", tensors)
+        decoder.embed = {"head-rows": None, "head-weight": getattr(decoder.head, "weight", None)}.get(
+            meta["embed"], tensors.get("embed"))
+        decoder._tables(config)
+        return decoder
 
     @property
     def weight_bytes(self) -> int:

@@ -11,62 +11,30 @@ streamer. Precision (``llm.precision``):
   instead, with a note.
 - ``int8``, ``int4``: weight-only quantization. CPU: PyTorch's int8/int4 kernels (fast path only);
   CUDA: bitsandbytes LLM.int8 / NF4 when installed, else bf16/fp16 with a note.
+
+Loading, the precision choice and the transformers-free cold path live in :mod:`pipeline.llm.hfload`;
+the weights may arrive from a background thread (:meth:`TransformersLLM.load_weights`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from typing import Iterator
 
-from syllabus_common.errors import ModelNotAvailable
 from pipeline.llm.base import LLM, GenerationOptions, GenerationStats, LoadContext, Messages, TextStream, stream_with_stats
+from pipeline.llm.hfload import PRECISIONS, cpu_has_bf16, resolve_precision, _generation_eos  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
+def _loaded(name: str) -> property:
+    """An attribute set by the weights' loader: reading it waits for a background load to finish."""
 
+    def get(self):
+        self._weights()
+        return getattr(self, "_" + name)
 
-def cpu_has_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(requested: str, device: str, gguf_4bit: bool, notify=None) -> str:
-    """The precision to run, with a note whenever the request cannot be honoured as asked."""
-    import torch
-
-    say = notify or (lambda msg: log.warning(msg))
-    if device.startswith("cuda"):
-        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if requested == "auto":
-            return half
-        if requested in ("int8", "int4") and importlib.util.find_spec("bitsandbytes") is None:
-            say(f"{requested} on CUDA needs bitsandbytes (pip install bitsandbytes); using {half} instead")
-            return half
-        return requested
-    from pipeline.llm.quant import kernel_available
-
-    if requested == "auto":
-        if gguf_4bit and kernel_available("int4"):
-            return "int4"
-        return "bf16" if cpu_has_bf16() and kernel_available("bf16") else "fp32"
-    if requested == "fp16":
-        fallback = "bf16" if cpu_has_bf16() else "fp32"
-        say(f"fp16 matrix products are slow on CPUs; using {fallback} instead")
-        return fallback
-    if requested in ("int4", "int8") and not kernel_available(requested):
-        fallback = "int8" if requested == "int4" and kernel_available("int8") else "fp32"
-        say(f"this PyTorch build has no CPU {requested} kernel; using {fallback} instead")
-        return fallback
-    if requested == "bf16" and not cpu_has_bf16():
-        say("this CPU has no native bf16 (AVX512-BF16/AMX); bf16 will be slow")
-    return requested
+    return property(get, lambda self, value: setattr(self, "_" + name, value))
 
 
 class TransformersLLM(LLM):
@@ -74,8 +42,11 @@ class TransformersLLM(LLM):
 
     def __init__(self, tokenizer, model, fast, name: str, device: str, precision: str, context: int,
                  eos_ids: tuple[int, ...] = ()):
+        self._pending = None  # (thread, result box) while the weights load in the background
+        self._failed: BaseException | None = None
+        self._settling = threading.Lock()
         self.tokenizer = tokenizer
-        self.model = model  # None when the fast decoder holds the weights
+        self.model = model
         self.fast = fast
         self.name = name
         self.device = device
@@ -93,52 +64,49 @@ class TransformersLLM(LLM):
     # ----- loading
     @classmethod
     def load(cls, llm_cfg, ctx: LoadContext) -> "TransformersLLM":
-        import torch
+        from pipeline.llm.hfload import load
 
-        from pipeline.llm.convert import converted_gguf, resolve_source
+        return load(cls, llm_cfg, ctx)
 
-        if llm_cfg.threads:
-            torch.set_num_threads(llm_cfg.threads)
-        source = resolve_source(llm_cfg.model, llm_cfg.gguf_file, ctx.offline)
-        notify = ctx.notify
-        gguf_4bit = source.gguf_4bit
-        if source.kind == "gguf":
-            folder, marker = converted_gguf(source, ctx.cache_dirs, notify)
-            location, gguf_4bit = str(folder), bool(marker.get("gguf_4bit", gguf_4bit))
-        else:
-            location = source.location
-        device = ctx.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        precision = resolve_precision(llm_cfg.precision, device, gguf_4bit, notify)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load_weights(self, build, background: bool = False) -> None:
+        """Take the weights from ``build()`` (a dict of model, fast, device, precision), now or in a
+        background thread; everything that needs them waits for them (:meth:`_weights`). The
+        tokenizer, template and context are usable meanwhile (count tokens, pack a prompt)."""
+        box: dict = {}
 
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            if device.startswith("cuda"):
-                model = AutoModelForCausalLM.from_pretrained(location, **_cuda_kwargs(precision, device)).eval()
-            else:
-                model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
-        except OSError as exc:
-            raise ModelNotAvailable(f"cannot load LLM {llm_cfg.model!r}: {exc}") from None
-        window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        context = min(llm_cfg.context, window) if llm_cfg.context else window
-        fast = None
-        eos_ids = _generation_eos(model)
-        if not device.startswith("cuda"):
-            from pipeline.llm.fastlm import FastDecoder, unsupported
+        def run() -> None:
+            try:
+                box["weights"] = build()
+            except BaseException as exc:  # raised to whoever waits for the weights
+                box["error"] = exc
 
-            why = unsupported(model.config)
-            if why is None:
-                fast = FastDecoder(model, precision, context)
-                model = None  # the decoder holds its own copy of the weights
-            elif precision == "bf16":
-                model = model.to(torch.bfloat16)
-            elif precision != "fp32":
-                (notify or log.warning)(f"{source.name}: {why} is not on the fast CPU path, which {precision} needs; "
-                                        "running fp32 with model.generate")
-                precision = "fp32"
-        return cls(tokenizer, model, fast, source.name, device, precision, context, eos_ids)
+        if not background:
+            run()
+            self._settle(box)
+            return
+        self._pending = (threading.Thread(target=run, name="llm-weights", daemon=True), box)
+        self._pending[0].start()
+
+    def _settle(self, box: dict) -> None:
+        if "error" in box:
+            self._failed = box["error"]  # every later use fails the same way
+            raise self._failed
+        for key, value in box["weights"].items():
+            setattr(self, "_" + key, value)
+
+    def _weights(self) -> None:
+        with self._settling:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending[0].join()
+                self._settle(pending[1])
+            elif self._failed is not None:
+                raise self._failed
+
+    model = _loaded("model")  # None when the fast decoder holds the weights
+    fast = _loaded("fast")
+    device = _loaded("device")
+    precision = _loaded("precision")
 
     # ----- contract
     @property
@@ -259,12 +227,6 @@ class TransformersLLM(LLM):
         self.fast = None
 
 
-def _generation_eos(model) -> tuple[int, ...]:
-    """End-of-turn ids from the model's generation config (e.g. Llama 3's <|eot_id|>)."""
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    return tuple(extra) if isinstance(extra, list) else (extra,) if isinstance(extra, int) else ()
-
-
 def _pick(logits, produced: list[int], options: GenerationOptions, generator) -> int:
     """Next token from last-position logits (vocab,) fp32: greedy or temperature + top-p sampling."""
     import torch
@@ -313,22 +275,3 @@ def _detokenize(tokenizer, tokens: Iterator[int], stop: tuple[str, ...], stats: 
     text = tokenizer.decode(ids, skip_special_tokens=True)
     if len(text) > sent:
         yield text[sent:]
-
-
-def _cuda_kwargs(precision: str, device: str) -> dict:
-    import torch
-
-    kwargs: dict = {"device_map": device}
-    if precision in ("int8", "int4"):
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_8bit=True) if precision == "int8"
-            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
-        )
-        kwargs["dtype"] = compute
-    else:
-        kwargs["dtype"] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return kwargs
-

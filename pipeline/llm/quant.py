@@ -161,3 +161,45 @@ def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, kind: str, dens
         return Int8Linear(weight, bias)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[kind]
     return DenseLinear(weight, bias, dtype)
+
+
+def save_linear(layer: Linear, prefix: str, tensors: dict[str, torch.Tensor]) -> str:
+    """Put ``layer``'s tensors in ``tensors`` under ``prefix.*``; returns the tag :func:`load_linear` reads."""
+    if isinstance(layer, PrefillDenseLinear):
+        tag = save_linear(layer.decode, prefix, tensors)
+        save_linear(layer.dense, prefix + ".dense", tensors)
+        return f"{tag}+bf16:{layer.min_rows}"
+    if layer.bias is not None:
+        tensors[prefix + ".bias"] = layer.bias
+    if isinstance(layer, Int4Linear):
+        tensors[prefix + ".packed"], tensors[prefix + ".scales_zeros"] = layer.packed, layer.scales_zeros
+        return f"int4:{layer.group}:{layer.shape[0]}:{layer.shape[1]}"
+    if isinstance(layer, Int8Linear):
+        tensors[prefix + ".qweight"], tensors[prefix + ".scale"] = layer.qweight, layer.scale
+        return "int8"
+    tensors[prefix + ".weight"] = layer.weight
+    return layer.kind
+
+
+def load_linear(tag: str, prefix: str, tensors) -> Linear:
+    """The layer :func:`save_linear` stored (no quantization is redone)."""
+    if "+bf16:" in tag:
+        base, min_rows = tag.split("+bf16:")
+        return PrefillDenseLinear(load_linear(base, prefix, tensors), load_linear("bf16", prefix + ".dense", tensors),
+                                  int(min_rows))
+    bias = tensors.get(prefix + ".bias")
+    if tag.startswith("int4:"):
+        layer = Int4Linear.__new__(Int4Linear)
+        _, group, n, k = tag.split(":")
+        layer.packed, layer.scales_zeros = tensors[prefix + ".packed"], tensors[prefix + ".scales_zeros"]
+        layer.group, layer.shape = int(group), (int(n), int(k))
+    elif tag == "int8":
+        layer = Int8Linear.__new__(Int8Linear)
+        layer.qweight, layer.scale = tensors[prefix + ".qweight"], tensors[prefix + ".scale"]
+        layer.scale_bf16 = layer.scale.to(torch.bfloat16)
+    else:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[tag]
+        layer = DenseLinear.__new__(DenseLinear)
+        layer.kind, layer.dtype, layer.out_dtype, layer.weight = tag, dtype, dtype, tensors[prefix + ".weight"]
+    layer.bias = bias
+    return layer

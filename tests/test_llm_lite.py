@@ -1,0 +1,117 @@
+"""The cold path of the transformers backend: the model folder read without transformers, the fast
+decoder's weights packed once per machine, and the weights loaded in the background."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from test_llm_support import ROOT, cache_env, converted_folder, llm_config, shared_llm
+
+from syllabus_common.errors import ModelNotAvailable
+from pipeline.llm import GenerationOptions
+
+TEXTS = ["Hello world", "  leading spaces and\ttabs\n\nnew lines", "LoRA 微調需要多少顯存？",
+         "émigré café — “quotes”", "<|im_start|>user\nhi<|im_end|>", "x <- c(1,2,3); mean(x)  # R", "🙂 ﬁ"]
+
+
+def test_lite_tokenizer_and_template_match_transformers():
+    from transformers import AutoTokenizer
+
+    from pipeline.llm.lite import LiteTokenizer
+
+    folder = converted_folder()
+    lite, ref = LiteTokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
+    for text in TEXTS:
+        ids = lite.encode(text)
+        assert ids == ref.encode(text, add_special_tokens=False), text
+        for cut in range(1, len(ids) + 1):  # streaming decodes every prefix
+            for skip in (True, False):
+                assert lite.decode(ids[:cut], skip_special_tokens=skip) == ref.decode(ids[:cut], skip_special_tokens=skip)
+    chats = [[{"role": "user", "content": "Hello"}],
+             [{"role": "system", "content": "S"}, {"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"},
+              {"role": "user", "content": "and?"}]]
+    for messages in chats:
+        for add in (True, False):
+            assert lite.apply_chat_template(messages, add_generation_prompt=add) == ref.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add)
+    for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"):
+        assert lite.convert_tokens_to_ids(token) == ref.convert_tokens_to_ids(token)
+    assert (lite.eos_token_id, lite.unk_token_id) == (ref.eos_token_id, ref.unk_token_id)
+
+
+def test_packed_weights_give_the_decoder_built_from_the_model(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.llm.fastlm import FastDecoder
+    from pipeline.llm.lite import read_config
+    from pipeline.llm.packcache import load_decoder
+
+    folder = converted_folder()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    ids = list(range(200, 260))
+    ref = FastDecoder(model, "int4", 128)
+    expected = ref.prefill(ids)
+    made = load_decoder(folder, read_config(folder), "int4", 128, (tmp_path,))  # packs into tmp_path
+    assert len(list((tmp_path / "models").glob("fastlm-int4-*.safetensors"))) == 1
+    monkeypatch.setattr(FastDecoder, "from_weights", lambda *a, **k: pytest.fail("packed again"))
+    read = load_decoder(folder, read_config(folder), "int4", 128, (tmp_path,))
+    for decoder in (made, read):
+        assert torch.equal(decoder.prefill(ids), expected)
+        assert torch.equal(decoder.step(7), ref.step(7))
+        ref.prefill(ids)
+    assert read.decode_weight_bytes == ref.decode_weight_bytes and read.weight_bytes == ref.weight_bytes
+
+
+def test_a_damaged_packed_file_is_packed_again(tmp_path):
+    from pipeline.llm.lite import read_config
+    from pipeline.llm.packcache import load_decoder, pack_name
+
+    folder = converted_folder()
+    bad = tmp_path / "models" / pack_name(folder, "fp32")
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not safetensors")
+    decoder = load_decoder(folder, read_config(folder), "fp32", 64, (tmp_path,))
+    assert decoder.prefill([1, 2, 3]).shape[0] == read_config(folder).vocab_size
+    assert bad.stat().st_size > 1000  # replaced by a whole file
+
+
+def test_background_weights_wait_and_fail_like_a_direct_load():
+    from pipeline.llm.hf import TransformersLLM
+    from pipeline.llm.lite import LiteTokenizer
+
+    llm = TransformersLLM(LiteTokenizer(converted_folder()), None, None, "broken", "cpu", "auto", 512)
+
+    def build():
+        raise ModelNotAvailable("cannot load LLM 'broken': damaged")
+
+    llm.load_weights(build, background=True)
+    assert llm.count_tokens("Hello world") == 2  # the tokenizer needs no weights
+    for _ in range(2):  # every use after the failure fails the same way
+        with pytest.raises(ModelNotAvailable, match="damaged"):
+            llm.stream([{"role": "user", "content": "Hi"}], GenerationOptions(max_new_tokens=2)).text()
+
+
+def test_the_bundled_model_answers_without_importing_transformers(tmp_path):
+    shared_llm()
+    code = (
+        "import sys\nfrom pipeline.config import load_config\nfrom pipeline.llm import load_model, GenerationOptions\n"
+        "llm = load_model(load_config(), background=True)\n"
+        "print('TEXT', repr(llm.generate([{'role': 'user', 'content': 'What is the capital of France?'}],"
+        " GenerationOptions(max_new_tokens=6)).text))\n"
+        "print('DESCRIBE', llm.describe()['fast_path'], llm.describe()['precision'])\n"
+        "print('HEAVY', [m for m in ('transformers', 'sentence_transformers') if m in sys.modules])\n"
+    )
+    env = cache_env(tmp_path / "cache")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env={**__import__("os").environ, **env})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY []" in result.stdout, result.stdout
+    assert "converting" not in result.stderr and not list((tmp_path / "cache" / "models").glob("*.tmp*"))
+    expected = shared_llm().generate([{"role": "user", "content": "What is the capital of France?"}],
+                                     GenerationOptions(max_new_tokens=6)).text
+    assert f"TEXT {expected!r}" in result.stdout  # the same answer as the in-process model
+    assert f"DESCRIBE True {shared_llm().precision}" in result.stdout
