@@ -43,6 +43,7 @@ run: setup
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ask "How much GPU memory does LoRA fine-tuning of a 7B model need?"
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) summarize $(SAMPLE) -o $(DEMO_KB)/gpu-memory-guide-summary.md
 	cat $(DEMO_KB)/gpu-memory-guide-summary.md
+	$(PY) eval/summary_numbers.py $(DEMO_KB)/gpu-memory-guide-summary.md $(SAMPLE)
 	$(VENV)/bin/syllabus transcribe $(LECTURE) -o $(DEMO_KB)/transcripts --format srt,txt,json
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ingest $(LECTURE)
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) ask "How many bytes per parameter does training with Adam take?" --doc lecture.m4a

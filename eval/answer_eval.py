@@ -10,16 +10,19 @@ Answers (eval/questions/r-intro.jsonl, gold physical pages and keywords per ques
   collapsed), averaged; and the share of answers with every keyword;
 - not-found rate: questions answered "not found" (all questions here have an answer in the book).
 
-Summary: per chapter its page range, input tokens, summary length, and how many of the chapter's ten
-most distinctive words appear in its summary; the coverage line.
+Summary (``--baseline-summary`` also makes the previous map-reduce summary, by an earlier commit's
+code, in the same run): per chapter the numbers its summary states that the chapter lacks, and how
+many of the chapter's ten most distinctive words its summary holds; the overview's numbers not in
+the book; the coverage and faithfulness lines. The summary itself goes to eval/results/r-intro-summary.md.
 
-Writes eval/results/answer_eval.md and .json.
+Writes eval/results/answer_eval.md/.json (answers) and summary_eval.md/.json (summary).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -129,37 +132,44 @@ def _distinctive(text: str, book: Counter, n: int = 10) -> list[str]:
     return sorted(score, key=lambda w: -score[w])[:n]
 
 
-def eval_summary(cfg, baseline: bool) -> dict:
-    """Key points + verified prose per chapter; with ``baseline`` also today's map-reduce summary
-    (87 model calls on R-intro: about half an hour on 2 cores unless eval/work/summary-cache has them)."""
-    from pipeline.embed import Embedder
-    from pipeline.llm import context_for, load_llm, options_from_config
-    from pipeline.outline import from_pdf
-    from pipeline.prompting import load_prompts
-    from pipeline.sumcache import SummaryCache
-    from pipeline.summarize import Summarizer
-    from trust_metrics import digest_chapters
+def eval_summary(cfg, baseline_ref: str | None, mode: str | None = None) -> dict:
+    """Today's summary (``summarize.mode`` or ``mode``) of R-intro and, with ``baseline_ref``, the
+    previous map-reduce summary made by that commit's code in this same run
+    (:mod:`summary_baseline`); both scored by :func:`trust_metrics.score_summary`."""
+    from pipeline.api import summarize
+    from pipeline.llm import context_for, load_llm
+    from pipeline.onnx_embed import embedder_for
+    from pipeline.summarize import render_markdown
+    from trust_metrics import score_summary
 
     pdf = r_manual("R-intro.pdf")
     llm = load_llm(cfg.llm, context_for(cfg))
-    cache = SummaryCache(WORK / "summary-cache")  # a re-run of the eval is instant
-    doc = from_pdf(pdf, cfg.chunking.strip_headers)
-    s = Summarizer(llm, load_prompts(cfg), cache, cfg.summarize, options_from_config(cfg.llm))
-    units = s.plan(doc)
-    all_words = Counter(re.findall(r"[a-z][a-z.]{3,}", " ".join(sp.text for sp in doc.spans).lower()))
-    out = {"trusted": digest_chapters(doc, units, Embedder.from_config(cfg), _distinctive, all_words)}
-    if baseline:
-        t0 = time.perf_counter()
-        book = s.run(doc, units)
-        chapters = []
-        for unit, summary in zip(units, book.units):
-            key = _distinctive(unit.text, all_words)
-            present = [w for w in key if w in summary.summary.lower()]
-            chapters.append({"title": summary.title, "pages": summary.where, "summary_words": len(summary.summary.split()),
-                             "key_terms_in_summary": len(present) / len(key) if key else None})
-        out.update(coverage=book.coverage_line, chapters=chapters, model_calls=book.model_calls,
-                   cache_hits=book.cache_hits, seconds=round(time.perf_counter() - t0, 1))
-    cache.close()
+    planned = {}
+    t0 = time.perf_counter()
+    book = summarize(pdf, cfg, llm=llm, cache_dir=WORK / "summary-cache", embedder=embedder_for(cfg), mode=mode,
+                     on_plan=lambda doc, units: planned.update(doc=doc, units=units))
+    seconds = round(time.perf_counter() - t0, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "r-intro-summary.md").write_text(render_markdown(book), encoding="utf-8")
+    doc, units = planned["doc"], planned["units"]
+    doc_text = "\n".join(sp.text for sp in doc.spans)
+    all_words = Counter(re.findall(r"[a-z][a-z.]{3,}", doc_text.lower()))
+    after = score_summary(units, {u.title: u.digest.text for u in book.units}, book.overview.text, doc_text,
+                          _distinctive, all_words)
+    after.update(mode=book.mode, faithfulness=book.faithfulness.line, coverage=book.coverage_line,
+                 model_calls=book.model_calls, cache_hits=book.cache_hits, seconds=seconds,
+                 points=sum(len(u.digest.points) for u in book.units), overview_points=len(book.overview.points),
+                 pages_hold_points=all(p.page in u.pages for u in book.units for p in u.digest.points if p.page))
+    out = {"after": after}
+    if baseline_ref:
+        from summary_baseline import run_baseline
+
+        base = run_baseline(pdf, baseline_ref)
+        before = score_summary(units, {u["title"]: u["summary"] for u in base["units"]}, base["overview"], doc_text,
+                               _distinctive, all_words)
+        before.update(ref=baseline_ref, coverage=base["coverage"], model_calls=base["model_calls"],
+                      cache_hits=base["cache_hits"], seconds=base["seconds"], model=base["model"])
+        out["before"] = before
     return out
 
 
@@ -193,31 +203,50 @@ def _answer_lines(a: dict, t: dict) -> list[str]:
 
 
 def _summary_lines(s: dict) -> list[str]:
-    t = s["trusted"]
-    lines = [f"Summary (key points by MMR per chapter, bullets with pages; {t['faithfulness']}; {t['seconds']} s): "
-             f"numbers not found in their chapter: {t['numbers_not_in_chapter']}; key terms per chapter found in its "
-             f"summary: {_pct(t['key_terms_mean'])} (mean).", ""]
-    base = {c["title"]: c for c in s.get("chapters", [])}
-    lines += ["| chapter | key points | summary words | numbers not in chapter | key terms (today) | key terms (key points) |",
-              "|---|---|---|---|---|---|"]
+    t, b = s["after"], s.get("before")
+    lines = [f"Summary of R-intro ({t['coverage']}; {t['points']} key points in {len(t['chapters'])} units, "
+             f"{t['overview_points']} in the overview; mode {t['mode']}; {t['faithfulness']}; {t['model_calls']} model "
+             f"calls, {t['seconds']} s). Before: the previous map-reduce summary (code of commit {b['ref']}, same "
+             f"model, made in this run: {b['model_calls']} model calls + {b['cache_hits']} from its cache, {b['seconds']} s)."
+             if b else f"Summary of R-intro (mode {t['mode']}; {t['faithfulness']}); no baseline in this run.", "",
+             "| metric | before (map-reduce) | after (key points + checked prose) | target |", "|---|---|---|---|",
+             f"| numbers not found in their chapter | {b['numbers_not_in_chapter'] if b else '—'} | "
+             f"{t['numbers_not_in_chapter']} | 0 |",
+             f"| overview: numbers not found in the book | {len(b['overview_numbers_not_in_book']) if b else '—'} | "
+             f"{len(t['overview_numbers_not_in_book'])} | 0 |",
+             f"| key terms per chapter found in its summary (mean) | {_pct(b['key_terms_mean']) if b else '—'} | "
+             f"{_pct(t['key_terms_mean'])} | ≥ 60% |", "",
+             "| chapter | numbers not in chapter, before | after | key terms, before | after |", "|---|---|---|---|---|"]
+    old = {c["title"]: c for c in (b or {}).get("chapters", [])}
     for c in t["chapters"]:
-        old = base.get(c["title"], {}).get("key_terms_in_summary")
-        lines.append(f"| {c['title']} | {c['points']} | {c['summary_words']} | {len(c['numbers_not_in_chapter'])} | "
-                     f"{'—' if old is None else f'{100 * old:.0f}%'} | {_pct(c['key_terms_in_summary'])} |")
+        o = old.get(c["title"], {})
+        lines.append(f"| {c['title']} | {len(o.get('numbers_not_in_chapter', [])) if o else '—'} | "
+                     f"{len(c['numbers_not_in_chapter'])} | {_pct(o.get('key_terms_in_summary'))} | "
+                     f"{_pct(c['key_terms_in_summary'])} |")
+    if b:
+        stray = [f"{c['title']}: {', '.join(c['numbers_not_in_chapter'][:6])}" for c in b["chapters"] if c["numbers_not_in_chapter"]]
+        lines += ["", "Numbers the previous summary states that its chapter lacks: " + "; ".join(stray) + "."]
     return lines + [""]
 
 
-def write(results: dict) -> Path:
-    lines = ["# Answer and summary evaluation (R-intro.pdf)", "", f"Machine: {machine()}.", ""]
-    if results.get("answers"):
-        lines += _answer_lines(results["answers"], results["trusted"])
-    if results.get("summary"):
-        lines += _summary_lines(results["summary"])
+def write(results: dict, load: str = "") -> list[Path]:
+    """Answers to answer_eval.md/.json, the summary to summary_eval.md/.json (either may be skipped)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "answer_eval.md"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    return out
+    head = [f"Machine: {machine()}{load}.", ""]
+    written = []
+    for name, title, key, lines in (
+        ("answer_eval", "Answer evaluation (R-intro.pdf)", "answers",
+         lambda: _answer_lines(results["answers"], results["trusted"])),
+        ("summary_eval", "Summary evaluation (R-intro.pdf)", "summary", lambda: _summary_lines(results["summary"])),
+    ):
+        if not results.get(key):
+            continue
+        out = RESULTS / f"{name}.md"
+        out.write_text("\n".join([f"# {title}", ""] + head + lines()) + "\n", encoding="utf-8")
+        part = {k: v for k, v in results.items() if k in ("machine", key, "trusted" if key == "answers" else key)}
+        out.with_suffix(".json").write_text(json.dumps(part, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        written.append(out)
+    return written
 
 
 def main() -> None:
@@ -226,7 +255,9 @@ def main() -> None:
     ap.add_argument("--baseline-limit", type=int, default=30, help="Questions answered the previous way (default 30).")
     ap.add_argument("--mode", choices=["auto", "extractive", "generative"], help="ask.mode (default: config.yaml's).")
     ap.add_argument("--no-summary", action="store_true", help="Skip the whole-book summary.")
-    ap.add_argument("--baseline-summary", action="store_true", help="Also run the previous map-reduce summary.")
+    ap.add_argument("--baseline-summary", nargs="?", const="88d3e3c", metavar="REF",
+                    help="Also make the previous map-reduce summary with the code of commit REF (default 88d3e3c).")
+    ap.add_argument("--summary-mode", choices=["auto", "extractive", "generative"], help="summarize.mode (default: config.yaml's).")
     ap.add_argument("--no-answers", action="store_true", help="Skip the questions.")
     args = ap.parse_args()
     if r_manual("R-intro.pdf") is None:
@@ -241,8 +272,10 @@ def main() -> None:
         results["answers"] = eval_answers(cfg, min(args.baseline_limit, args.limit or args.baseline_limit))
         results["trusted"] = eval_trusted(cfg, args.limit, args.mode)
     if not args.no_summary:
-        results["summary"] = eval_summary(cfg, args.baseline_summary)
-    print(write(results).read_text())
+        results["summary"] = eval_summary(cfg, args.baseline_summary, args.summary_mode)
+    load = f"; load average {os.getloadavg()[0]:.1f} at the end (the machine is shared with other jobs)"
+    for out in write(results, load):
+        print(out.read_text())
 
 
 if __name__ == "__main__":

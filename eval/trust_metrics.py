@@ -9,8 +9,9 @@ Answers (evidence first, then the mode's answer; what `ask` prints):
 - evidence top-3: a gold page among the top-3 evidence sentences;
 - time to first output (the evidence block) and total time.
 
-Summary (key points + verified prose per chapter): numbers not found in their chapter's text, the
-chapter's ten most distinctive words found in its summary, the faithfulness line.
+Summary (:func:`score_summary`, the same for today's summary and the previous map-reduce one):
+numbers not found in their chapter's text, the chapter's ten most distinctive words found in its
+summary; the overview's numbers not found in the book.
 """
 
 from __future__ import annotations
@@ -77,30 +78,26 @@ def summarize_rows(rows: list[dict]) -> dict:
     }
 
 
-def digest_chapters(doc, units, embedder, distinctive, book_words, write=None, prompts=None) -> dict:
-    """Key points (+ verified prose with ``write``) per unit; numbers and key terms checked per chapter."""
-    from pipeline.digest import digest_overview, digest_unit, document_terms
+def score_summary(units, texts: dict[str, str], overview: str, doc_text: str, distinctive, book_words) -> dict:
+    """One summary scored per unit: numbers it states that its chapter's text lacks, and the share of
+    the chapter's ten most distinctive words it holds. ``texts``: unit title → what the summary states
+    for it (prose and key points, without the summary's own page marks); ``overview``: the whole-book
+    part, whose numbers are looked for in the whole document."""
     from pipeline.quantities import quantities, supports
-    from pipeline.verify import Faithfulness
 
-    faith = Faithfulness()
-    t0 = time.perf_counter()
-    chapters, digests = [], []
-    background = document_terms(doc)
+    def stray(text: str, source: str) -> list[str]:
+        found = quantities(source)
+        return [q.text for q in quantities(text) if not supports(q, found, source)]
+
+    chapters = []
     for unit in units:
-        d = digest_unit(unit, doc, embedder, prompts, "en", write, faith, background=background, title=unit.title)
-        digests.append(d)
-        text = d.text
-        source_q = quantities(unit.text)
-        stray = [q.text for q in quantities(text) if not supports(q, source_q, unit.text)]
+        text = texts.get(unit.title, "")
         key = distinctive(unit.text, book_words)
         present = [w for w in key if w in text.lower()]
-        chapters.append({"title": unit.title, "points": len(d.points), "summary_words": len(text.split()),
-                         "numbers_not_in_chapter": stray, "key_terms": key,
-                         "key_terms_in_summary": len(present) / len(key) if key else None,
-                         "pages_hold_points": all(p.page in unit.pages for p in d.points if p.page is not None)})
-    overview = digest_overview(digests, embedder, prompts, "en", write, faith)
-    return {"chapters": chapters, "faithfulness": faith.line, "overview_points": len(overview.points),
-            "numbers_not_in_chapter": sum(len(c["numbers_not_in_chapter"]) for c in chapters),
-            "key_terms_mean": statistics.mean(c["key_terms_in_summary"] for c in chapters if c["key_terms_in_summary"] is not None),
-            "seconds": round(time.perf_counter() - t0, 1)}
+        chapters.append({"title": unit.title, "summary_words": len(text.split()),
+                         "numbers_not_in_chapter": stray(text, unit.text), "key_terms": key,
+                         "key_terms_in_summary": len(present) / len(key) if key else None})
+    shares = [c["key_terms_in_summary"] for c in chapters if c["key_terms_in_summary"] is not None]
+    return {"chapters": chapters, "numbers_not_in_chapter": sum(len(c["numbers_not_in_chapter"]) for c in chapters),
+            "overview_numbers_not_in_book": stray(overview, doc_text),
+            "key_terms_mean": statistics.mean(shares) if shares else None}

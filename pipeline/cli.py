@@ -52,6 +52,7 @@ def _global(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and full tracebacks."),
 ) -> None:
     STATE.config_path, STATE.kb, STATE.quiet, STATE.verbose = config, kb, quiet, verbose
+    STATE._cfg = None  # each invocation reads its own --config (several may run in one process)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -249,7 +249,8 @@ class SummarizeConfig(_Strict):
     min_tokens: int = Field(ge=0)
     max_pages: int = Field(ge=1)
     window_pages: int = Field(ge=1)
-    chunk_tokens: int = Field(ge=64)
+    mode: Literal["auto", "extractive", "generative"]
+    overview_points: int = Field(ge=1, le=50)
     summary_tokens: int = Field(ge=16)
     book_tokens: int = Field(ge=16)
 

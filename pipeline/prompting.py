@@ -21,11 +21,8 @@ from syllabus_common.errors import ConfigError
 # task → (required placeholders, optional placeholders)
 TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "answer": (frozenset({"passages", "question"}), frozenset({"language"})),
-    "map": (frozenset({"text"}), frozenset({"title", "pages", "language", "book", "kind", "parts"})),
-    "reduce": (frozenset({"summaries"}), frozenset({"title", "pages", "language", "book", "kind", "parts"})),
-    "book": (frozenset({"summaries"}), frozenset({"title", "language", "chapters", "kind", "parts"})),
     "not_found": (frozenset(), frozenset({"question", "language"})),
-    # generation on selected evidence (pipeline.trusted) and prose from key points (pipeline.keypoints)
+    # generation on selected evidence (pipeline.trusted) and summary prose from key points (pipeline.digest)
     "evidence_answer": (frozenset({"evidence", "question"}), frozenset({"language"})),
     "key_points": (frozenset({"points"}), frozenset({"title", "pages", "language", "kind", "parts"})),
     # a chat follow-up rewritten as a standalone question (pipeline.chat), when the model is able
@@ -43,6 +40,7 @@ LANGUAGE_NAMES = {
     "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
 }
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+PLACEHOLDER = _PLACEHOLDER  # a template's {name}
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ class PromptSet:
 
     def document_words(self, language: str, kind: str) -> dict[str, str]:
         """``{kind}``/``{parts}`` for a document kind ("pdf" | "media") in the language whose template is used."""
-        template_language = self.get("map", language).language
+        template_language = self.get("key_points", language).language
         return dict(DOCUMENT_WORDS.get(template_language, DOCUMENT_WORDS["en"]).get(kind, DOCUMENT_WORDS["en"]["pdf"]))
 
 

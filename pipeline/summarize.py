@@ -1,64 +1,60 @@
-"""Chapter-by-chapter summaries of a whole book: hierarchical map-reduce that fits the context window.
+"""Chapter-by-chapter summaries with provenance: key points with their pages, then checked prose.
 
-For each unit (chapter, section or page window, see :mod:`pipeline.outline`):
+For each unit (chapter, section or page window, see :mod:`pipeline.outline`; a time window of a
+lecture) the summary is :func:`pipeline.digest.digest_unit`: the unit's key sentences, verbatim, each
+with its page label (``slide 12`` in a deck, ``loc. 12`` in an e-book, mm:ss in a lecture), chosen
+to cover the unit; then, when the model writes (``summarize.mode``), a short prose rewrite of those
+points in which every sentence is checked by :mod:`pipeline.verify` against the points it cites (or
+the unit's text) and dropped when unsupported or when it repeats the prompt. The whole-document
+overview is built the same way from the units' key points. The faithfulness line counts the prose
+sentences checked and dropped; the coverage line the pages whose text went into some unit.
 
-1. map: its text is cut into pieces that fit the map prompt (the model's tokens, leaving room for the
-   summary) and each piece is summarized;
-2. reduce: the piece summaries are merged in groups that fit the reduce prompt, again and again until
-   one is left.
-
-Then the unit summaries are merged the same way into a whole-book overview. No step truncates its
-input: text that does not fit is split, and a window too small to merge two summaries is an error.
-Each call's result is cached (:mod:`pipeline.sumcache`), so an interrupted run resumes and a re-run is
-instant.
+Each model call's result is cached (:mod:`pipeline.sumcache`), so an interrupted run resumes and a
+re-run is instant. Nothing is truncated: a prompt that does not fit the context is written from
+fewer points.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from syllabus_common.places import place
+from syllabus_common.places import located, place
+from pipeline.digest import Digest, digest_overview, digest_unit, document_terms
 from pipeline.llm.base import LLM, GenerationOptions
 from pipeline.outline import DocText, Unit, depth_of, plan_units
-from pipeline.packing import DoesNotFit, group_to_fit, split_to_fit
 from pipeline.prompting import PromptSet, detect_language
 from pipeline.sumcache import SummaryCache, cache_key
 from pipeline.progress import Progress
+from pipeline.verify import Faithfulness
 
 log = logging.getLogger(__name__)
-
-MARGIN = 16  # tokens kept free in every prompt for page strings and tokenization at the joins
-
-
-@dataclass
-class Piece:
-    text: str
-    page_start: int | None
-    page_end: int | None
 
 
 @dataclass
 class UnitSummary:
     title: str
+    where: str  # "pp. 12–19", "slides 3–5", "loc. 4–9", "12:31–17:31"
     page_start: int | None
     page_end: int | None
     page_label_start: str
     page_label_end: str
     t_start: float | None
     t_end: float | None
-    summary: str
-    pieces: int
-    input_tokens: int
+    digest: Digest
     pages: list[int] = field(default_factory=list)
 
     @property
-    def where(self) -> str:
-        return where(self.page_label_start, self.page_label_end, self.t_start, self.t_end)
+    def summary(self) -> str:
+        """The unit's summary as Markdown: numbered key points with their places, then the prose."""
+        return self.digest.markdown
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k != "digest"}
+        return dict(data, **self.digest.as_dict())
 
 
 @dataclass
@@ -68,12 +64,14 @@ class BookSummary:
     language: str
     outline_source: str
     units: list[UnitSummary]
-    overview: str
+    overview: Digest
     pages_covered: int  # pages whose text went into some unit
     pages_total: int  # 0 for a recording
     pages_without_text: int  # no text layer: nothing to summarize there
     model: dict  # backend, model, precision
-    model_calls: int = 0  # cached calls included
+    mode: str  # "generative": key points and checked prose; "extractive": key points only
+    faithfulness: Faithfulness = field(default_factory=Faithfulness)
+    model_calls: int = 0  # not counting cached results
     cache_hits: int = 0
     seconds: float = 0.0  # wall time
 
@@ -87,119 +85,83 @@ class BookSummary:
         return line
 
     def as_dict(self) -> dict:
-        data = asdict(self)
-        data["coverage"] = self.coverage_line
-        for unit, row in zip(self.units, data["units"]):
-            row["where"] = unit.where  # "p. 12–19" or "12:31–17:31", as the Markdown headings show it
-        return data
+        keep = ("title", "source", "language", "outline_source", "pages_covered", "pages_total", "pages_without_text",
+                "model", "mode", "model_calls", "cache_hits", "seconds")
+        return dict({k: getattr(self, k) for k in keep}, units=[u.as_dict() for u in self.units],
+                    overview=self.overview.as_dict(), coverage=self.coverage_line,
+                    faithfulness=dict(asdict(self.faithfulness), line=self.faithfulness.line))
 
 
-def where(label_start: str, label_end: str, t_start: float | None = None, t_end: float | None = None) -> str:
-    return place(label=label_start, label_end=label_end, t_start=t_start, t_end=t_end)
+def where(label_start: str, label_end: str, t_start: float | None = None, t_end: float | None = None,
+          doc_kind: str | None = None, page_start: int | None = None, page_end: int | None = None) -> str:
+    """A unit's range as its document names places: ``pp. 12–19``, ``slides 3–5``, ``12:31–17:31``."""
+    return located(place(label=label_start, label_end=label_end, t_start=t_start, t_end=t_end), doc_kind, None,
+                   page_start, page_end)
 
 
 class Summarizer:
+    """``write``: whether the model writes prose on the key points ("generative") or the key points
+    are the summary ("extractive", no model call)."""
+
     def __init__(self, llm: LLM, prompts: PromptSet, cache: SummaryCache, scfg, options: GenerationOptions,
-                 progress: Progress | None = None):
+                 embedder, progress: Progress | None = None, write: bool = True):
         self.llm = llm
         self.prompts = prompts
         self.cache = cache
         self.scfg = scfg
         self.options = options
+        self.embedder = embedder
         self.progress = progress or Progress()
+        self.write = write
         self.calls = 0
         self.hits = 0
-        self._planned = 0
-        self._kind = "pdf"  # set from the document being summarized: picks {kind}/{parts} in the prompts
         info = llm.describe()
         self._model_id = {k: info.get(k) for k in ("backend", "model", "precision")}
 
-    # ----- planning
     def plan(self, doc: DocText, level: str | None = None) -> list[Unit]:
         s = self.scfg
         return plan_units(doc, depth_of(level or s.level), self.llm.count_tokens, s.min_tokens, s.max_pages, s.window_pages)
 
-    def _render(self, task: str, language: str, **values: str) -> list[dict]:
-        return self.prompts.render(task, language, **{**self.prompts.document_words(language, self._kind), **values})
-
-    def _room(self, task: str, reserve: int, language: str, **values: str) -> int:
-        """Tokens left for the variable part of a ``task`` prompt once its fixed part and the answer fit."""
-        empty = self._render(task, language, **values)
-        room = self.llm.context_length - reserve - self.llm.count_chat_tokens(empty) - MARGIN
-        if room < 64:
-            raise DoesNotFit(
-                f"the model's context of {self.llm.context_length} tokens leaves only {room} for the {task} step "
-                f"after its instructions and {reserve} answer tokens; raise llm.context or lower summarize.summary_tokens"
-            )
-        return room
-
-    def pieces(self, unit: Unit, doc: DocText, language: str) -> list[Piece]:
-        """The unit's text in consecutive pieces that each fit the map prompt, with their pages."""
-        self._kind = doc.kind
-        room = self._room("map", self.scfg.summary_tokens, language, text="", title=unit.title, pages=self._where(unit, doc), book=doc.title)
-        limit = min(self.scfg.chunk_tokens, room)
-        count = self.llm.count_tokens
-        out: list[Piece] = []
-        text, pages, used = "", [], 0
-        for span in unit.spans:
-            body = span.text.strip()
-            if not body:
-                continue
-            n = count(body)
-            parts = [body] if n <= limit else split_to_fit(body, limit, count)
-            for part in parts:
-                m = n if len(parts) == 1 else count(part)
-                if text and used + m + 2 > limit:
-                    out.append(Piece(text, min(pages) if pages else None, max(pages) if pages else None))
-                    text, pages, used = "", [], 0
-                text = f"{text}\n\n{part}" if text else part
-                used += m + 2
-                if span.page is not None:
-                    pages.append(span.page)
-        if text:
-            out.append(Piece(text, min(pages) if pages else None, max(pages) if pages else None))
-        return out
-
-    # ----- running
     def run(self, doc: DocText, units: list[Unit]) -> BookSummary:
         started = time.perf_counter()
-        self._kind = doc.kind
         largest = max(units, key=lambda u: len(u.text))
         language = detect_language(largest.text[:4000])
-        all_pieces = [self.pieces(u, doc, language) for u in units]
-        self._planned = sum(len(p) + self._reduce_estimate(len(p)) for p in all_pieces) + 1 + self._reduce_estimate(len(units))
-        self.progress.stage("summarizing", self._planned)
+        words = self.prompts.document_words(language, doc.kind)
+        faith = Faithfulness()
+        background = document_terms(doc)  # once per document: what makes a unit's terms its own
+        self.progress.stage("summarizing", len(units) + 1)
         results: list[UnitSummary] = []
-        for unit, pieces in zip(units, all_pieces):
-            label = self._where(unit, doc)
-            maps = [
-                self._call("map", self._render("map", language, text=p.text, title=unit.title, book=doc.title,
-                                                      pages=self._where_piece(p, doc) or label), self.scfg.summary_tokens, doc)
-                for p in pieces
-            ]
-            summary = self._merge(maps, "reduce", language, doc, title=unit.title, pages=label)
+        for unit in units:
+            range_ = self._where(unit, doc)
+            d = digest_unit(unit, doc, self.embedder, self.prompts, language, self._writer(doc, self.scfg.summary_tokens),
+                            faith, background=background, title=unit.title, pages=range_, **words)
             results.append(UnitSummary(
-                title=unit.title, page_start=unit.page_start, page_end=unit.page_end,
+                title=unit.title, where=range_, page_start=unit.page_start, page_end=unit.page_end,
                 page_label_start=doc.label(unit.page_start), page_label_end=doc.label(unit.page_end),
-                t_start=unit.t_start, t_end=unit.t_end, summary=summary, pieces=len(pieces),
-                input_tokens=sum(self.llm.count_tokens(p.text) for p in pieces), pages=sorted(unit.pages),
-            ))
-        overview = self._book(results, language, doc)
+                t_start=unit.t_start, t_end=unit.t_end, digest=d, pages=sorted(unit.pages)))
+            self.progress.advance(1)
+        whole = where(doc.label(1), doc.label(doc.n_pages), doc_kind=doc.kind, page_start=1,
+                      page_end=doc.n_pages) if doc.n_pages else ""
+        overview = digest_overview([u.digest for u in results], self.embedder, self.prompts, language,
+                                   self._writer(doc, self.scfg.book_tokens), faith, k=self.scfg.overview_points,
+                                   title=doc.title, pages=whole, **words)
+        self.progress.advance(1)
         covered = set().union(*(set(u.pages) for u in units)) if units else set()
         return BookSummary(
             title=doc.title, source=doc.path, language=language, outline_source=doc.outline_source, units=results,
             overview=overview, pages_covered=len(covered), pages_total=doc.n_pages,
             pages_without_text=doc.n_pages - len(doc.pages_with_text), model=self.llm.describe(),
+            mode="generative" if self.write else "extractive", faithfulness=faith,
             model_calls=self.calls, cache_hits=self.hits, seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _reduce_estimate(self, n: int) -> int:
-        if n <= 1:
-            return 0
-        fan_in = max(2, self.scfg.chunk_tokens // (self.scfg.summary_tokens + MARGIN))
-        return math.ceil((n - 1) / (fan_in - 1))
+    def _writer(self, doc: DocText, max_new_tokens: int) -> Callable[[list[dict]], str | None] | None:
+        if not self.write:
+            return None
+        return lambda messages: self._call("key_points", messages, max_new_tokens, doc)
 
-    def _call(self, kind: str, messages: list[dict], max_new_tokens: int, doc: DocText) -> str:
+    def _call(self, kind: str, messages: list[dict], max_new_tokens: int, doc: DocText) -> str | None:
+        """The model's text for ``messages`` (cached); None when the prompt and the answer do not fit."""
         options = GenerationOptions(
             max_new_tokens=max_new_tokens, temperature=self.options.temperature, top_p=self.options.top_p,
             repetition_penalty=self.options.repetition_penalty, seed=self.options.seed,
@@ -208,90 +170,56 @@ class Summarizer:
         cached = self.cache.get(key)
         if cached is not None:
             self.hits += 1
-            self.progress.advance(1, cached=1)
             return cached
-        prompt_tokens = self.llm.count_chat_tokens(messages)
-        if prompt_tokens + max_new_tokens > self.llm.context_length:  # planning guarantees this; never truncate
-            raise DoesNotFit(f"{kind} prompt of {prompt_tokens} tokens + {max_new_tokens} does not fit {self.llm.context_length}")
+        if self.llm.count_chat_tokens(messages) + max_new_tokens > self.llm.context_length:  # never truncate
+            return None
         t0 = time.perf_counter()
         text = self.llm.generate(messages, options).text.strip()
         self.calls += 1
         self.cache.put(key, kind, text, doc.identity, time.perf_counter() - t0)
-        self.progress.advance(1)
         return text
 
-    def _merge(self, items: list[str], task: str, language: str, doc: DocText, final: str | None = None,
-               final_tokens: int = 0, **values: str) -> str:
-        """Merge summaries in groups that fit ``task``'s prompt until one is left (or, with ``final``, until
-        they all fit one ``final`` prompt: the whole-book template)."""
-        count = self.llm.count_tokens
-        items = [i for i in items if i.strip()]
-        while True:
-            if not items:
-                return ""
-            if final is not None:
-                joined = "\n\n".join(items)
-                if count(joined) <= self._room(final, final_tokens, language, summaries="", **values):
-                    return self._call(final, self._render(final, language, summaries=joined, **values), final_tokens, doc)
-            elif len(items) == 1:
-                return items[0]
-            room = self._room(task, self.scfg.summary_tokens, language, summaries="", **values)
-            if final is not None:
-                room = min(room, self._room(final, final_tokens, language, summaries="", **values))
-            # A summary longer than a prompt holds (large summary_tokens) is split, never cut.
-            items = [part for i in items for part in (split_to_fit(i, room, count) if count(i) > room else [i])]
-            groups = group_to_fit(items, room, count)
-            if len(groups) == len(items):
-                raise DoesNotFit(
-                    f"the context of {self.llm.context_length} tokens cannot hold two summaries to merge; raise "
-                    "llm.context or lower summarize.summary_tokens"
-                )
-            items = [
-                self._call(task, self._render(task, language, summaries="\n\n".join(items[j] for j in g), **values),
-                           self.scfg.summary_tokens, doc) if len(g) > 1 else items[g[0]]
-                for g in groups
-            ]
-
-    def _book(self, units: list[UnitSummary], language: str, doc: DocText) -> str:
-        items = [f"{u.where}:\n{u.summary}" if doc.kind == "media"  # a time window is named by its range
-                 else f"{u.title} ({u.where}):\n{u.summary}" if u.where else f"{u.title}:\n{u.summary}" for u in units]
-        return self._merge(items, "reduce", language, doc, final="book", final_tokens=self.scfg.book_tokens,
-                           title=doc.title, pages=where(doc.label(1), doc.label(doc.n_pages)) if doc.n_pages else "")
-
     def _where(self, unit: Unit, doc: DocText) -> str:
-        return where(doc.label(unit.page_start), doc.label(unit.page_end), unit.t_start, unit.t_end)
-
-    def _where_piece(self, piece: Piece, doc: DocText) -> str:
-        return where(doc.label(piece.page_start), doc.label(piece.page_end)) if piece.page_start is not None else ""
+        return where(doc.label(unit.page_start), doc.label(unit.page_end), unit.t_start, unit.t_end, doc.kind,
+                     unit.page_start, unit.page_end)
 
 
 def render_markdown(book: BookSummary) -> str:
-    lines = [f"# {book.title}", ""]
+    """Per unit a heading with its range, its numbered key points with their places, its checked
+    prose; the whole document the same way; then the coverage and faithfulness lines."""
     model = book.model
-    lines.append(f"_Summary by {model.get('model')} ({model.get('backend')}, {model.get('precision', '?')}); "
-                 f"{len(book.units)} parts from the {'table of contents' if book.outline_source == 'toc' else book.outline_source}._")
-    lines.append("")
+    writer = (f"key points with their places; prose by {model.get('model')} ({model.get('backend')}, "
+              f"{model.get('precision', '?')}), every sentence checked against them" if book.mode == "generative"
+              else "key points with their places (no model prose: summarize.mode is extractive or the model is not able)")
+    source = "table of contents" if book.outline_source == "toc" else book.outline_source
+    lines = [f"# {book.title}", "", f"_Summary: {writer}; {len(book.units)} parts from the {source}._", ""]
     for u in book.units:
         if u.t_start is not None and u.page_start is None:  # a lecture's time window: its spoken range
             heading = f"## {u.where}"
         else:
             heading = f"## {u.title}" + (f" ({u.where})" if u.where else "")
-        lines += [heading, "", u.summary or "_(the model returned no text)_", ""]
+        lines += [heading, "", u.summary or "_(no sentences to summarize)_", ""]
     whole = "Whole lecture" if book.pages_total == 0 else "Whole book"  # a transcript has no pages
-    lines += [f"## {whole}", "", book.overview or "_(the model returned no text)_", "", "---", "", book.coverage_line, ""]
+    lines += [f"## {whole}", "", book.overview.markdown or "_(no sentences to summarize)_", "", "---", "",
+              book.coverage_line, book.faithfulness.line, ""]
     return "\n".join(lines)
 
 
 def summarize(source, cfg, kb_path: Path | None = None, llm: LLM | None = None, level: str | None = None,
               progress: Progress | None = None, notify: Callable[[str], None] | None = None,
-              on_plan: Callable[[DocText, list[Unit]], None] | None = None, cache_dir: Path | None = None) -> BookSummary:
+              on_plan: Callable[[DocText, list[Unit]], None] | None = None, cache_dir: Path | None = None,
+              embedder=None, mode: str | None = None) -> BookSummary:
     """Summarize a PDF, a recording or a knowledge-base document (see :func:`pipeline.sources.document_for`)
     chapter by chapter or window by window. Model calls are cached in the KB's ``cache/`` (or the user
     cache), so a re-run is instant and an interrupted one resumes. ``llm``: default the configured model;
-    ``level``: default ``summarize.level``; ``on_plan(doc, units)`` is called before the first model call;
-    ``cache_dir``: where model calls are cached (default the KB's ``cache/``, else the user cache)."""
+    ``level``: default ``summarize.level``; ``mode``: default ``summarize.mode`` (auto: prose when the
+    model passes the measured self-check of :mod:`pipeline.ability`); ``on_plan(doc, units)`` is called
+    before the first model call; ``cache_dir``: where model calls are cached (default the KB's
+    ``cache/``, else the user cache); ``embedder``: default the configured one."""
     from syllabus_common.models import user_cache_dir
+    from pipeline.ability import resolve_mode
     from pipeline.llm import options_from_config
+    from pipeline.onnx_embed import embedder_for
     from pipeline.prompting import load_prompts
     from pipeline.sources import document_for, has_kb
 
@@ -306,9 +234,12 @@ def summarize(source, cfg, kb_path: Path | None = None, llm: LLM | None = None, 
 
         progress.stage(f"loading {cfg.llm.model} ({cfg.llm.backend})…", None)
         llm = load_model(cfg, kb_path, notify=notify)
+    options = options_from_config(cfg.llm)
+    chosen = resolve_mode(mode or cfg.summarize.mode, llm, prompts, options, user_cache_dir())
     cache = SummaryCache(cache_dir or ((kb_path / "cache") if kb_path is not None else user_cache_dir()))
     try:
-        summarizer = Summarizer(llm, prompts, cache, cfg.summarize, options_from_config(cfg.llm), progress)
+        summarizer = Summarizer(llm, prompts, cache, cfg.summarize, options, embedder or embedder_for(cfg), progress,
+                                write=chosen == "generative")
         units = summarizer.plan(doc)
         if on_plan is not None:
             on_plan(doc, units)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipeline.packing import DoesNotFit, fit_prompt, group_to_fit, split_to_fit, truncate_to_tokens
+from pipeline.packing import DoesNotFit, fit_prompt, truncate_to_tokens
 
 WORDS = ["memory", "GPU", "tensor", "7B", "LoRA", "的", "模型", "x", "a-b-c", "supercalifragilistic", "\n", "\n\n", ". "]
 
@@ -67,27 +66,8 @@ def test_fit_prompt_with_the_real_tokenizer_and_chat_template():
         assert used and used[0] == passages[0] or context < 300
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=texts, limit=st.integers(min_value=2, max_value=60))  # 2: the dearest single character
-def test_split_to_fit_pieces_fit_and_keep_every_word(text, limit):
-    pieces = split_to_fit(text, limit, odd_count)
-    assert all(odd_count(p) <= limit for p in pieces)
-    assert "".join("".join(pieces).split()) == "".join(text.split())  # nothing dropped, order kept
-
-
-@settings(max_examples=200, deadline=None)
-@given(items=st.lists(texts.filter(lambda t: odd_count(t) <= 30), min_size=1, max_size=20),
-       limit=st.integers(min_value=30, max_value=120))
-def test_group_to_fit_groups_fit_and_cover_in_order(items, limit):
-    groups = group_to_fit(items, limit, odd_count)
-    assert [i for g in groups for i in g] == list(range(len(items)))
-    assert all(odd_count("\n\n".join(items[i] for i in g)) <= limit for g in groups)
-
-
 def test_truncate_to_tokens_is_a_prefix_within_the_limit():
     text = "one two three four five six seven eight nine ten"
     cut = truncate_to_tokens(text, 4, odd_count)
     assert text.startswith(cut) and odd_count(cut) <= 4 and cut
     assert truncate_to_tokens(text, 0, odd_count) == ""
-    with pytest.raises(ValueError):
-        group_to_fit(["a " * 50], 10, odd_count)

@@ -41,18 +41,18 @@ def test_detect_language(text, expected):
 
 def test_user_folder_overrides_one_file_and_keeps_the_rest(tmp_path):
     (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "map.txt").write_text("[user]\nSUMMARIZE {title}:\n{text}\n", encoding="utf-8")
+    (tmp_path / "en" / "key_points.txt").write_text("[user]\nREWRITE {title}:\n{points}\n", encoding="utf-8")
     cfg = llm_config()
     cfg.prompts.dir = str(tmp_path)
     prompts = load_prompts(cfg)
-    assert prompts.render("map", "en", text="body", title="Ch 1")[-1]["content"] == "SUMMARIZE Ch 1:\nbody"
+    assert prompts.render("key_points", "en", points="[1] body", title="Ch 1")[-1]["content"] == "REWRITE Ch 1:\n[1] body"
     assert prompts.get("answer", "en").source == "prompts/en/answer.txt"
 
 
 def test_missing_placeholder_is_an_error_at_load_not_at_use(tmp_path):
     (tmp_path / "zh-TW").mkdir()
-    (tmp_path / "zh-TW" / "reduce.txt").write_text("[system]\n合併摘要。\n[user]\n{title}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"reduce\.txt.*missing placeholder \{summaries\}"):
+    (tmp_path / "zh-TW" / "key_points.txt").write_text("[system]\n改寫重點。\n[user]\n{title}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key_points\.txt.*missing placeholder \{points\}"):
         PromptSet(tmp_path)
 
 
@@ -69,6 +69,6 @@ def test_unknown_placeholder_and_unknown_task_are_errors(tmp_path):
 
 def test_literal_braces_survive_rendering(tmp_path):
     (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "book.txt").write_text("[user]\nUse {{json}} like {{\"a\": 1}}.\n{summaries}\n", encoding="utf-8")
-    text = PromptSet(tmp_path).render("book", "en", summaries="S")[-1]["content"]
+    (tmp_path / "en" / "key_points.txt").write_text("[user]\nUse {{json}} like {{\"a\": 1}}.\n{points}\n", encoding="utf-8")
+    text = PromptSet(tmp_path).render("key_points", "en", points="S")[-1]["content"]
     assert text == 'Use {json} like {"a": 1}.\nS'

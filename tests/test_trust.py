@@ -204,8 +204,11 @@ def test_bundled_model_answer_holds_the_right_range(sample_kb, embedder, tmp_pat
         assert any(supports(q, quantities(e.text), e.text) for e in out.evidence), q
 
 
-def test_new_prompts_hold_no_example_sentence_to_copy():
-    for path in (ROOT / "prompts").glob("*/*.txt"):
-        if path.stem in ("evidence_answer", "key_points"):
-            text = path.read_text(encoding="utf-8")
-            assert not re.search(r"like this|for example|e\.g\.|例如|比如", text, re.I), path
+def test_prompts_hold_no_example_sentence_to_copy():
+    paths = sorted((ROOT / "prompts").glob("*/*.txt"))
+    assert {p.parent.name for p in paths} == {"en", "zh-TW"} and len(paths) >= 8
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"like this|for example|for instance|e\.g\.|such as|例如|比如|像是", text, re.I), path
+        # no quoted sentence ("Factors store categories as integer codes [2].") a model could copy
+        assert not re.search(r"[\"“「][^\"”」\n]*\w+ \w+ \w+[^\"”」\n]*[\"”」]|「[^」{}]{6,}」", text), path

@@ -21,20 +21,25 @@ def summarize(
     source: str = typer.Argument(..., help="A PDF, a lecture recording, or a document in the knowledge base (path, file name, title or id)."),
     level: Optional[str] = typer.Option(None, "--level", help="chapter, section, or a table-of-contents depth (default: summarize.level)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown here instead of to stdout."),
-    as_json: bool = typer.Option(False, "--json", help="Print units, summaries, coverage and counts as JSON."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="auto, extractive (key points only) or generative (key points, then checked prose); default: summarize.mode."),
+    as_json: bool = typer.Option(False, "--json", help="Print units with key points (pages), prose, verdicts, coverage and counts as JSON."),
 ) -> None:
     """Summarize a book chapter by chapter (page ranges), or a lecture window by window (time ranges).
 
-    A recording is transcribed first (or its transcript is taken from the knowledge base or the
-    transcript cache), in the time windows `ingest` uses (asr.section_seconds).
+    Each part gets its key points: its own sentences, verbatim, each with its page (slide, location
+    or mm:ss), chosen to cover it. An able model then rewrites them as prose; every prose sentence is
+    checked against the points it cites and dropped when unsupported. The whole book gets an overview
+    built the same way, then a coverage line and a faithfulness line (claims checked / dropped).
 
-    Long chapters are summarized in pieces that fit the model's context and merged; every model call
-    is cached in the knowledge base (or the user cache), so an interrupted run resumes where it
-    stopped and a re-run is instant.
+    A recording is transcribed first (or its transcript is taken from the knowledge base or the
+    transcript cache), in the time windows `ingest` uses (asr.section_seconds). Every model call is
+    cached in the knowledge base (or the user cache), so an interrupted run resumes where it stopped
+    and a re-run is instant.
 
     Examples:
       syllabus summarize book.pdf -o book-summary.md
       syllabus summarize book.pdf --level section
+      syllabus summarize book.pdf --mode extractive   # key points with pages only, no model
       syllabus --kb ~/kb summarize R-intro.pdf --json
       syllabus summarize lecture.mp4 -o lecture-summary.md
     """
@@ -45,6 +50,8 @@ def summarize(
     from pipeline.ui import STATE, bars, emit_json, note
 
     cfg = STATE.config()
+    if mode is not None and mode not in ("auto", "extractive", "generative"):
+        raise ConfigError(f"--mode must be auto, extractive or generative, not {mode!r}")
     if level is not None:
         try:
             cfg.summarize.level = level  # validated like the config key
@@ -58,7 +65,7 @@ def summarize(
             note(f"{doc.title}: {len(units)} parts, {_extent(doc)} ({doc.outline_source})")
 
     with bars(quiet=quiet) as progress:
-        book = summarize_source(source, cfg, kb_path, progress=progress, notify=note, on_plan=planned)
+        book = summarize_source(source, cfg, kb_path, progress=progress, notify=note, on_plan=planned, mode=mode)
     markdown = render_markdown(book)
     if output is not None:
         atomic_write_text(output, markdown)
@@ -68,7 +75,8 @@ def summarize(
         sys.stdout.write(markdown)  # not through Rich: it would wrap long lines at the terminal width
     if not quiet:
         where = f" → {output}" if output else ""
-        note(f"{book.coverage_line}; {book.model_calls} model calls, {book.cache_hits} from cache, {book.seconds:.1f} s{where}")
+        note(f"{book.coverage_line}; {book.faithfulness.line}; {book.model_calls} model calls, {book.cache_hits} from cache, "
+             f"{book.seconds:.1f} s{where}")
 
 
 def register(app: typer.Typer) -> None:
