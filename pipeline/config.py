@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -309,6 +310,22 @@ def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
+# Keys that earlier releases accepted and that no longer do anything: a user's file that still sets one
+# loads, with a one-line note on stderr, instead of failing as an unknown key.
+RETIRED = {
+    ("summarize", "chunk_tokens"): "summaries are built from key points now, not from packed chunks",
+}
+
+
+def _retire(data: dict[str, Any], origin: str) -> dict[str, Any]:
+    for (section, key), why in RETIRED.items():
+        node = data.get(section)
+        if isinstance(node, dict) and key in node:
+            node.pop(key)
+            print(f"syllabus: {origin}: '{section}.{key}' is no longer used ({why}); ignored", file=sys.stderr)
+    return data
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -357,7 +374,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
             raise ConfigError(f"{origin}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
         except OSError as exc:
             raise ConfigError(f"{origin}: cannot read ({exc.strerror})") from None
-        data = _merge(data, _read_yaml(text, origin))
+        data = _merge(data, _retire(_read_yaml(text, origin), origin))
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -12,6 +12,7 @@ English template, which asks for an answer in that language by name.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from syllabus_common.errors import ConfigError
 
 # task → (required placeholders, optional placeholders)
+RETIRED_TASKS = ("map", "reduce", "book")  # the map-reduce summary prompts of earlier releases
 TASKS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "answer": (frozenset({"passages", "question"}), frozenset({"language"})),
     "not_found": (frozenset(), frozenset({"question", "language"})),
@@ -117,6 +119,10 @@ class PromptSet:
             if not user_dir.is_dir():
                 raise ConfigError(f"prompts.dir {user_dir} is not a folder")
             for path in user_dir.glob("*/*.txt"):
+                if path.stem in RETIRED_TASKS:  # an earlier release's prompt: nothing reads it now
+                    print(f"syllabus: {path}: the '{path.stem}' prompt is no longer used "
+                          "(summaries are built from key points); ignored", file=sys.stderr)
+                    continue
                 if path.stem not in TASKS:
                     raise ConfigError(f"{path}: unknown task {path.stem!r}; valid: {', '.join(TASKS)}")
 

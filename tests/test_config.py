@@ -73,3 +73,16 @@ def test_cli_config_json_reflects_env_file(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["retrieval"]["k"] == 7 and data["source"] == str(f)
+
+
+def test_a_retired_key_is_ignored_with_a_note(tmp_path, capsys):
+    from pipeline.config import load_config
+
+    path = tmp_path / "old.yaml"
+    path.write_text("summarize:\n  chunk_tokens: 1200\n", encoding="utf-8")
+    cfg = load_config(path)
+    assert "chunk_tokens" not in cfg.summarize.model_dump()
+    assert "'summarize.chunk_tokens' is no longer used" in capsys.readouterr().err
+    path.write_text("summarize:\n  chunk_tokenz: 1200\n", encoding="utf-8")  # a typo still fails
+    with pytest.raises(Exception, match="unknown key 'summarize.chunk_tokenz'"):
+        load_config(path)

@@ -67,6 +67,13 @@ def test_unknown_placeholder_and_unknown_task_are_errors(tmp_path):
         PromptSet(tmp_path)
 
 
+def test_an_earlier_releases_summary_prompt_is_ignored_with_a_note(tmp_path, capsys):
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "map.txt").write_text("[user]\n{text}\n", encoding="utf-8")
+    PromptSet(tmp_path)
+    assert "the 'map' prompt is no longer used" in capsys.readouterr().err
+
+
 def test_literal_braces_survive_rendering(tmp_path):
     (tmp_path / "en").mkdir()
     (tmp_path / "en" / "key_points.txt").write_text("[user]\nUse {{json}} like {{\"a\": 1}}.\n{points}\n", encoding="utf-8")
