@@ -79,7 +79,7 @@ def digest_unit(unit, doc, embedder, prompts=None, language: str = "en", write: 
     """Key points of ``unit`` (an :class:`pipeline.outline.Unit` of ``doc``) and verified prose;
     ``background``: :func:`document_terms` of ``doc`` (computed once per document by the caller);
     ``values``: the prompt's placeholders (title, pages, kind, parts)."""
-    points = key_points(unit.spans, embedder, doc.labels, k=k, background=background, kind=getattr(doc, "kind", None))
+    points = key_points(unit.spans, embedder, doc.labels, k=k, background=background, doc_kind=doc.kind)
     prose, verdicts = _prose(points, unit.text, prompts, language, write,
                              faithfulness if faithfulness is not None else Faithfulness(), **values)
     return Digest(points, prose, verdicts)

@@ -34,6 +34,7 @@ _DEFINITION = re.compile(
     r"\b(?:is|are) (?:a|an|the|called|defined as|known as|used to)\b|\brefers? to\b|\bmeans\b|\bis said to\b|是指|稱為|叫做|定義",
     re.IGNORECASE)
 ECHO_OVERLAP = 0.6  # a prose sentence sharing this much of its words with the instructions repeats them
+ECHO_WORDS, ECHO_HAN = 3, 5  # a run of the prompt's own wording this long is an echo too
 
 
 @dataclass
@@ -43,20 +44,23 @@ class KeyPoint:
     page_label: str | None
     t_start: float | None  # seconds, for a recording
     score: float = 0.0
-    kind: str | None = None  # the document's format: "p. 12", "slide 12", "loc. 12", "¶ 7" (see syllabus_common.places)
-    para: int | None = None  # paragraph number, in formats without pages
-    chunk_kind: str | None = None  # "ocr", "slide" or None
+    doc_kind: str | None = None  # "pdf", "pptx", "epub", "media", ...: how its places are named
+    kind: str | None = None  # the span's kind: None (the document's own text), "ocr", "slide"
+    para: int | None = None  # paragraph number, in formats without pages (DOCX, Markdown, HTML, text)
 
     @property
     def where(self) -> str:
+        """``p. 12`` (printed label), ``slide 12``, ``loc. 12`` (a reflowable e-book), ``¶ 7``, ``12:31``
+        (see :func:`syllabus_common.places.locate`)."""
         label = self.page_label or (str(self.page) if self.page is not None else None)
-        return locate(self.kind, label=label, t_start=self.t_start, chunk_kind=self.chunk_kind, para=self.para)
+        return locate(self.doc_kind, label=label, t_start=self.t_start, chunk_kind=self.kind, para=self.para)
 
     def as_dict(self) -> dict:
         return dict(asdict(self), where=self.where)
 
 
-def _candidates(spans, labels: dict[int, str], headings: bool = False, kind: str | None = None) -> tuple[list[KeyPoint], set[str]]:
+def _candidates(spans, labels: dict[int, str], headings: bool = False, doc_kind: str | None = None
+                ) -> tuple[list[KeyPoint], set[str]]:
     """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
     terms of the unit's headings."""
     points, heading_terms = [], set()
@@ -76,8 +80,8 @@ def _candidates(spans, labels: dict[int, str], headings: bool = False, kind: str
                 end = span.t_end if span.t_end is not None else span.t_start
                 t = round(span.t_start + (end - span.t_start) * s.start / max(1, len(text)), 1)
             label = labels.get(span.page, str(span.page)) if span.page is not None else None
-            points.append(KeyPoint(flat, span.page, label, t, kind=kind, para=getattr(span, "para", None),
-                                   chunk_kind=getattr(span, "kind", None)))
+            points.append(KeyPoint(flat, span.page, label, t, doc_kind=doc_kind, kind=getattr(span, "kind", None),
+                                   para=getattr(span, "para", None)))
     for span in spans[:1]:
         heading_terms |= terms(" ".join(span.section_path[-1:])) if getattr(span, "section_path", None) else set()
     return points, heading_terms
@@ -97,12 +101,12 @@ def salience(spans, background: Counter | None = None) -> dict[str, float]:
 
 
 def key_points(spans, embedder, labels: dict[int, str] | None = None, k: int | None = None,
-               background: Counter | None = None, kind: str | None = None) -> list[KeyPoint]:
-    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12).
-    ``kind``: the document's format, which names the points' places."""
-    cands, heading_terms = _candidates(spans, labels or {}, kind=kind)
+               background: Counter | None = None, doc_kind: str | None = None) -> list[KeyPoint]:
+    """The unit's key points in reading order; ``k`` by default grows with the unit's length (3–12);
+    ``doc_kind`` names their places (``slide 12`` in a deck, ``loc. 12`` in an e-book)."""
+    cands, heading_terms = _candidates(spans, labels or {}, doc_kind=doc_kind)
     if len(cands) < 3:  # an index or a list of titles: its lines are what it says
-        cands, heading_terms = _candidates(spans, labels or {}, headings=True, kind=kind)
+        cands, heading_terms = _candidates(spans, labels or {}, headings=True, doc_kind=doc_kind)
     full = [c for c in cands if len(c.text) * (3 if has_han(c.text) else 1) >= MIN_CHARS]
     cands = full if len(full) >= 3 else cands
     if not cands:
@@ -138,9 +142,10 @@ def overview_points(points: list[KeyPoint], embedder, k: int = 8) -> list[KeyPoi
     """The whole document's key points, chosen the same way from its units' key points."""
     from ingest.types import Span
 
-    spans = [Span(p.text, (), page=p.page, t_start=p.t_start, t_end=p.t_start) for p in points]
+    spans = [Span(p.text, (), page=p.page, t_start=p.t_start, t_end=p.t_start, kind=p.kind, para=p.para)
+             for p in points]
     labels = {p.page: p.page_label for p in points if p.page is not None and p.page_label}
-    return key_points(spans, embedder, labels, k=min(k, len(points)))
+    return key_points(spans, embedder, labels, k=min(k, len(points)), doc_kind=points[0].doc_kind if points else None)
 
 
 def points_block(points: list[KeyPoint]) -> str:
@@ -149,13 +154,28 @@ def points_block(points: list[KeyPoint]) -> str:
 
 
 def bullets(points: list[KeyPoint]) -> str:
-    """Markdown bullets, each with its page or mm:ss."""
-    return "\n".join(f"- {p.text} ({p.where})" if p.where else f"- {p.text}" for p in points)
+    """Markdown bullets, numbered as the prose cites them ``[n]``, each with its page or mm:ss."""
+    return "\n".join(f"- [{i}] {p.text} ({p.where})" if p.where else f"- [{i}] {p.text}"
+                     for i, p in enumerate(points, 1))
+
+
+def _grams(line: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9]+", line.lower())
+    return {tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)}
 
 
 def echoes(sentence: str, instructions: str) -> bool:
+    """Whether ``sentence`` repeats the prompt: most of its words are the instructions' words, or it
+    holds a run of the instructions' wording (three words with two content words; five Chinese
+    characters). ``instructions``: the template's own text, one line per piece between placeholders."""
     own = terms(sentence)
-    return bool(own) and len(own & terms(instructions)) / len(own) >= ECHO_OVERLAP
+    if own and len(own & terms(instructions)) / len(own) >= ECHO_OVERLAP:
+        return True
+    fixed = set().union(*(_grams(line) for line in instructions.splitlines())) if instructions else set()
+    if any(len(terms(" ".join(g))) >= 2 for g in _grams(sentence) & fixed):
+        return True
+    han = re.findall(r"[\u3400-\u9fff]{%d,}" % ECHO_HAN, instructions)
+    return any(run[i:i + ECHO_HAN] in sentence for run in han for i in range(len(run) - ECHO_HAN + 1))
 
 
 def checked_prose(prose: str, points: list[KeyPoint], unit_text: str, instructions: str = "",
