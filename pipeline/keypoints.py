@@ -63,7 +63,7 @@ def _candidates(spans, labels: dict[int, str], headings: bool = False, doc_kind:
                 ) -> tuple[list[KeyPoint], set[str]]:
     """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
     terms of the unit's headings."""
-    points, heading_terms = [], set()
+    points, heading_terms, seen = [], set(), set()
     for span in spans:
         text = span.text
         for s in split(text):
@@ -72,6 +72,9 @@ def _candidates(spans, labels: dict[int, str], headings: bool = False, doc_kind:
                 if not headings:
                     continue
             flat = " ".join(s.text.split())
+            if flat in seen:  # a sentence the unit repeats (a running head, a title above its text) is one point
+                continue
+            seen.add(flat)
             size = len(flat) * (3 if has_han(flat) else 1)  # a Chinese character carries about a word
             if s.kind == "code" or not MIN_SHORT <= size <= MAX_CHARS * 2:
                 continue

@@ -74,6 +74,7 @@ class BookSummary:
     model_calls: int = 0  # not counting cached results
     cache_hits: int = 0
     seconds: float = 0.0  # wall time
+    kind: str | None = None  # the document's format: pdf, epub, pptx, media, md, ...
 
     @property
     def coverage_line(self) -> str:
@@ -149,6 +150,7 @@ class Summarizer:
         covered = set().union(*(set(u.pages) for u in units)) if units else set()
         return BookSummary(
             title=doc.title, source=doc.path, language=language, outline_source=doc.outline_source, units=results,
+            kind=doc.kind,
             overview=overview, pages_covered=len(covered), pages_total=doc.n_pages,
             pages_without_text=doc.n_pages - len(doc.pages_with_text), model=self.llm.describe(),
             mode="generative" if self.write else "extractive", faithfulness=faith,
@@ -199,7 +201,8 @@ def render_markdown(book: BookSummary) -> str:
         else:
             heading = f"## {u.title}" + (f" ({u.where})" if u.where else "")
         lines += [heading, "", u.summary or "_(no sentences to summarize)_", ""]
-    whole = "Whole lecture" if book.pages_total == 0 else "Whole book"  # a transcript has no pages
+    whole = {"media": "Whole lecture", "pptx": "Whole deck", "pdf": "Whole book", "epub": "Whole book",
+             "mobi": "Whole book", "fb2": "Whole book"}.get(book.kind, "Whole document")
     lines += [f"## {whole}", "", book.overview.markdown or "_(no sentences to summarize)_", "", "---", "",
               book.coverage_line, book.faithfulness.line, ""]
     return "\n".join(lines)

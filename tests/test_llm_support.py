@@ -38,32 +38,39 @@ def llm_config(**llm_overrides):
 
 
 @lru_cache(maxsize=None)
+def model_cache_dirs() -> tuple[Path, ...]:
+    """Where the shared model's conversions live, fixed at first use (a test that points SYLLABUS_CACHE
+    elsewhere later must not move them)."""
+    from syllabus_common.models import user_cache_dir
+
+    return (llm_cache_dir(), user_cache_dir())
+
+
+@lru_cache(maxsize=None)
 def shared_llm():
     """The bundled SmolLM2-135M (default precision), context 2048, loaded once."""
     from pipeline.llm import load_llm
-    from syllabus_common.models import user_cache_dir
 
     cfg = llm_config(context=2048, max_new_tokens=TEST_MAX_NEW)
-    ctx = LoadContext(cache_dirs=(llm_cache_dir(), user_cache_dir()), device="cpu", offline=True)
+    ctx = LoadContext(cache_dirs=model_cache_dirs(), device="cpu", offline=True)
     return load_llm(cfg.llm, ctx)
 
 
 def converted_folder() -> Path:
     """The safetensors folder the shared model was loaded from."""
-    from pipeline.llm.convert import converted_gguf, resolve_source, user_cache_dir
+    from pipeline.llm.convert import converted_gguf, resolve_source
 
     shared_llm()
     source = resolve_source("SmolLM2-135M-Instruct", None, True)
-    return converted_gguf(source, (llm_cache_dir(), user_cache_dir()))[0]
+    return converted_gguf(source, model_cache_dirs())[0]
 
 
 def packed_file() -> Path:
     """The shared model's packed fast-decoder weights (made when it was loaded)."""
     from pipeline.llm.packcache import pack_name
-    from syllabus_common.models import user_cache_dir
 
     name = pack_name(converted_folder(), shared_llm().precision)
-    return next(p for base in (llm_cache_dir(), user_cache_dir()) if (p := base / "models" / name).is_file())
+    return next(p for base in model_cache_dirs() if (p := base / "models" / name).is_file())
 
 
 @lru_cache(maxsize=None)

@@ -139,7 +139,17 @@ def test_slides_and_ebook_locations_are_named_as_the_document_names_them(tmp_pat
     assert "## Mountains (slide 2)" in markdown and "(slides 1–3)" not in markdown
     places = [w for _, _, w in BULLET.findall(markdown)]
     assert places and all(re.fullmatch(r"slide \d", w) for w in places), places
-    assert not re.search(r"\bpp?\. \d", markdown)
+    assert not re.search(r"\bpp?\. \d", markdown) and "## Whole deck" in markdown
+
+    notes = tmp_path / "geo.md"
+    notes.write_text(f"# Rivers\n\n{RIVERS}\n\n{RIVERS}\n\n# Mountains\n\n{MOUNTAINS}\n", encoding="utf-8")
+    doc = from_file(notes)
+    text = render_markdown(s.run(doc, s.plan(doc)))
+    places = [w for _, _, w in BULLET.findall(text)]
+    assert places and all(re.fullmatch(r"¶ \d", w) for w in places), places
+    said = [t for _, t, _ in BULLET.findall(text.split("## Whole document")[0])]
+    assert len(said) == len(set(said))  # a repeated paragraph is one point, not two
+    assert "## Whole document" in text and not re.search(r"\bpp?\. \d", text)
 
     spans = [Span(RIVERS, ("1 Rivers",), page=1), Span(MOUNTAINS, ("2 Mountains",), page=4)]
     sections = [Section("1 Rivers", 1, ("1 Rivers",), 1, 3), Section("2 Mountains", 1, ("2 Mountains",), 4, 6)]

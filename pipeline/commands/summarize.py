@@ -14,7 +14,10 @@ def _extent(doc) -> str:
         from syllabus_common.timefmt import clock
 
         return clock(max((s.t_end or 0.0 for s in doc.sections), default=0.0))
-    return f"{doc.n_pages} pages"
+    from syllabus_common.places import extent
+
+    paras = max((getattr(s, "para", None) or 0 for s in getattr(doc, "spans", ())), default=0)
+    return extent(doc.kind, doc.n_pages, paras) or f"{doc.n_pages} pages"
 
 
 def summarize(
