@@ -196,8 +196,8 @@ def render_markdown(book: BookSummary) -> str:
     source = "table of contents" if book.outline_source == "toc" else book.outline_source
     lines = [f"# {book.title}", "", f"_Summary: {writer}; {len(book.units)} parts from the {source}._", ""]
     for u in book.units:
-        if u.t_start is not None and u.page_start is None:  # a lecture's time window: its spoken range
-            heading = f"## {u.where}"
+        if u.t_start is not None and u.page_start is None:  # a lecture's time window: its spoken range,
+            heading = f"## {u.title}" if " · " in (u.title or "") else f"## {u.where}"  # with its slides' titles
         else:
             heading = f"## {u.title}" + (f" ({u.where})" if u.where else "")
         lines += [heading, "", u.summary or "_(no sentences to summarize)_", ""]

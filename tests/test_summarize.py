@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pymupdf
@@ -169,6 +170,7 @@ def test_a_lecture_is_summarized_in_time_windows_with_mm_ss(tmp_path, embedder):
     transcript = Transcript(source="talk.m4a", duration=50.0, language="en", language_probability=1.0,
                             backend="fake", model="fake", segments=segments)
     sections, spans = time_sections(transcript, 20.0, "talk")
+    sections[2] = replace(sections[2], title="00:40–00:50 · Deserts")  # a window that showed a slide
     doc = DocText(title="talk", path="talk.m4a", kind="media", identity="x", labels={}, n_pages=0, spans=spans,
                   sections=sections, outline_source="time windows")
     fake = FakeLLM(reply=lambda m: " ".join(f"{t} [{n}]" for n, t in points_of(m).items()))
@@ -183,6 +185,7 @@ def test_a_lecture_is_summarized_in_time_windows_with_mm_ss(tmp_path, embedder):
     assert systems and all("lecture" in m and "book" not in m for m in systems)
     markdown = render_markdown(book)
     assert "\n## 00:20–00:40\n" in markdown and "## Whole lecture" in markdown
+    assert "\n## 00:40–00:50 · Deserts\n" in markdown  # the slide's title heads its window
     assert "sections summarized: 3/3" in markdown and not re.search(r"\bpp?\. ", markdown)
 
 
