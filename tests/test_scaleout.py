@@ -165,6 +165,24 @@ def test_ray_missing_is_one_line_naming_what_to_install(tmp_path):
     assert not (tmp_path / "kb" / "catalog.sqlite").exists()
 
 
+def test_everything_but_ray_runs_without_ray(topic_pdf, tmp_path):
+    """Ray is an extra: only pipeline/scaleout imports it, and the make-run path works with it blocked."""
+    importers = [str(p.relative_to(ROOT)) for base in ("pipeline", "ingest", "syllabus_common")
+                 for p in (ROOT / base).rglob("*.py")
+                 if "scaleout" not in p.parts and any(line.strip().startswith(("import ray", "from ray"))
+                                                       for line in p.read_text().splitlines())]
+    assert importers == []
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "ray.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    kb = str(tmp_path / "kb")
+    for args in (["ingest", str(topic_pdf)], ["search", "bees flowers", "-k", "2", "--json"], ["plan", "--json"]):
+        result = run_cli("--kb", kb, *args, env=env)
+        assert result.returncode == 0, (args, result.stderr[-1500:])
+    assert "topics.pdf" in run_cli("--kb", kb, "list", "--json", env=env).stdout
+
+
 def test_the_cli_reads_ray_without_an_address_as_local():
     from pipeline.cli import optional_values
 
