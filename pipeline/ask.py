@@ -20,6 +20,7 @@ from pipeline.packing import DoesNotFit, fit_prompt
 from pipeline.prompting import PromptSet, detect_language
 from syllabus_common.timefmt import span as time_span
 
+_TIME_ONLY = re.compile(r"\d{1,2}(?::\d{2}){1,2}\s*[–-]\s*\d{1,2}(?::\d{2}){1,2}")
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 
 
@@ -49,6 +50,13 @@ class Citation:
         where = locate(self.doc_kind, self.page, self.page_end, self.page_label, self.page_label_end, self.t_start,
                        self.t_end, self.chunk_kind, self.para_start, self.para_end)
         return where or self.time or ""
+
+    @property
+    def heading(self) -> str:
+        """The section's own title; empty when it is only a time window ("00:00–01:02"), which
+        ``where`` already says."""
+        last = self.section.split(" > ")[-1] if self.section else ""
+        return "" if _TIME_ONLY.fullmatch(last.strip()) else last
 
 
 @dataclass
@@ -108,8 +116,8 @@ def format_passage(c: Citation) -> str:
     head = f"[{c.n}] {c.doc}"
     if c.where:
         head += f", {c.where}"
-    if c.section:
-        head += f" — {c.section.split(' > ')[-1]}"
+    if c.heading:
+        head += f" — {c.heading}"
     return f"{head}\n{c.text.strip()}"
 
 

@@ -109,4 +109,8 @@ def test_transcript_passages_cite_times_and_citation_numbers_parse():
                        similarity=0.5)
     assert lecture.where == "12:05–13:40"
     assert format_passage(lecture).startswith("[2] Lecture 3, 12:05–13:40 — KV cache")
+    window = Citation(n=1, doc="lecture", path="/l.m4a", page_label=None, page=None, page_end=None, page_label_end=None,
+                      section="00:00–01:02", time="00:00–01:01", text="Adam takes 16 bytes.", similarity=0.4)
+    assert format_passage(window).splitlines()[0] == "[1] lecture, 00:00–01:01"  # a time-window section is not repeated
+    assert window.heading == "" and lecture.heading == "KV cache"
     assert cited_numbers("As shown [1], and again [2, 3]; not [x] or [12a] [4;5].") == {1, 2, 3, 4, 5}

@@ -13,7 +13,7 @@ def _source_line(c) -> str:
 
     mark = "[green]✓[/]" if c.cited else " "
     where = f", {c.where}" if c.where else ""
-    section = f" — [italic]{escape(c.section.split(' > ')[-1])}[/]" if c.section else ""
+    section = f" — [italic]{escape(c.heading)}[/]" if c.heading else ""
     return f"{mark} [bold][{c.n}][/] {escape(c.doc)}{escape(where)}{section}  [dim]sim {c.similarity:.2f}[/]"
 
 
