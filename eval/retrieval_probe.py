@@ -7,7 +7,8 @@ once; each row re-orders it with the default weights plus one extra signal, or w
 then applies the default page and document caps and scores hit@1 / hit@5 / MRR in the top 5.
 Extra signals: the question's embedding similarity to the candidate's section title, the cosine
 of every candidate (the dense score is missing for candidates that only BM25 found), the share of
-the fused evidence on the candidate's page, and a listwise logistic-regression re-ranker over all
+the fused evidence on the candidate's page, the question's best cosine to one sentence of the
+candidate (sentence-level max-sim, the sentences embedded alone), and a listwise logistic-regression re-ranker over all
 signals (two-fold cross-validated); and other term-proximity windows. Writes eval/results/retrieval_probe.md.
 """
 
@@ -25,13 +26,33 @@ from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs  # noqa: E4
 from pipeline.kb.search import diversify  # noqa: E402
 from pipeline.rerank import DEFAULT_WEIGHTS, FEATURES, SIGN, FeatureReranker  # noqa: E402
 
-EXTRA = ("title_cos", "chunk_cos", "page")
+EXTRA = ("title_cos", "chunk_cos", "page", "sent_cos")
 WINDOWS = (15, 20, 40)  # term-proximity windows beside the default
 
 
 def _minmax(v) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     return (v - v.min()) / ((v.max() - v.min()) or 1.0) if len(v) else v
+
+
+_SENTENCES: dict[tuple[str, int], np.ndarray] = {}
+
+
+def _sentence_vectors(kb, hits) -> list[np.ndarray]:
+    """Each candidate's sentences embedded alone (cached per KB and chunk: candidates recur)."""
+    from pipeline.sentences import split
+
+    todo = [h for h in hits if (str(kb.path), h.chunk_id) not in _SENTENCES]
+    texts, owners = [], []
+    for h in todo:
+        for text in [s.text for s in split(h.text) if len(s.text) > 15] or [h.text]:
+            texts.append(text)
+            owners.append(h.chunk_id)
+    if texts:
+        vectors, owners = np.asarray(kb.embedder.encode(texts)), np.asarray(owners)
+        for cid in set(owners.tolist()):
+            _SENTENCES[(str(kb.path), cid)] = vectors[owners == cid]
+    return [_SENTENCES[(str(kb.path), h.chunk_id)] for h in hits]
 
 
 def collect(kb, questions: list[dict], book: str, depth: int) -> list[dict]:
@@ -52,6 +73,7 @@ def collect(kb, questions: list[dict], book: str, depth: int) -> list[dict]:
         m = {f: np.array([x[f] for x in feats]) for f in ("base", *FEATURES)}
         m["title_cos"] = _minmax([float(title_vec[h.section or ""] @ qv) for h in hits])
         m["chunk_cos"] = _minmax(kb.similarities(qv, [h.chunk_id for h in hits]))
+        m["sent_cos"] = _minmax([float((v @ qv).max()) for v in _sentence_vectors(kb, hits)])
         mass: dict[tuple, float] = {}
         for b, h in zip(m["base"], hits):
             mass[(h.doc_id, h.page_start)] = mass.get((h.doc_id, h.page_start), 0.0) + b
