@@ -1,12 +1,15 @@
 """Retrieval evaluation over real books: hit@1, hit@5 and MRR per retriever, one book alone and in a library.
 
     python eval/retrieval_eval.py [--sets r-intro r-data] [--settings single library] [--fresh]
+    python eval/retrieval_eval.py --embedding /path/to/all-mpnet-base-v2 --tag mpnet --settings library
 
 Question sets (eval/questions/): ``r-intro`` on R-intro.pdf, ``r-data`` on R-data.pdf. Settings:
 ``single`` — the set's book alone in a KB; ``library`` — the seven r-doc-pdf manuals except the two
 reference manuals in one KB. A hit is a retrieved chunk *of the set's book* whose page range
 overlaps the question's gold pages (physical page numbers). The KBs are cached in eval/work/ and
-reused (``--fresh`` rebuilds them). Writes eval/results/retrieval.md and retrieval.json.
+reused (``--fresh`` rebuilds them). Writes eval/results/retrieval.md and retrieval.json; with
+``--embedding`` (another ``embedding.model``) the KBs are built with that model under their own
+names and the results go to retrieval_<tag>.md/.json.
 """
 
 from __future__ import annotations
@@ -172,27 +175,35 @@ def check_questions(sets: list[str]) -> int:
     return failures
 
 
-def open_kbs(settings: list[str], sets: list[str], fresh: bool) -> dict:
-    """{(setting, set name): open KB}; a library KB is shared by all sets."""
+def open_kbs(settings: list[str], sets: list[str], fresh: bool, embedding: str | None = None, tag: str = "") -> dict:
+    """{(setting, set name): open KB}; a library KB is shared by all sets. ``embedding``: another
+    embedding model, its KBs named with ``-tag``."""
+    cfg = None
+    if embedding:
+        from pipeline.config import load_config
+
+        cfg = load_config(ROOT / "config.yaml", overrides={"embedding.model": embedding})
+    suffix = f"-{tag}" if tag else ""
     kbs, library = {}, None
     for name in sets:
         book = r_manual(SETS[name][1])
         if "single" in settings:
-            kbs[("single", name)] = build_kb(book, "kb-" + book.stem, fresh=fresh)
+            kbs[("single", name)] = build_kb(book, "kb-" + book.stem + suffix, fresh=fresh, cfg=cfg)
         if "library" in settings:
             if library is None:
-                library = build_kb([r_manual(m) for m in LIBRARY], "kb-library", fresh=fresh)
+                library = build_kb([r_manual(m) for m in LIBRARY], "kb-library" + suffix, fresh=fresh, cfg=cfg)
             kbs[("library", name)] = library
     for kb in {id(kb): kb for kb in kbs.values()}.values():
         kb.rebuild_indexes()  # seconds; the indexes then reflect this checkout's code for certain
     return kbs
 
 
-def write_report(results: dict, meta: dict) -> None:
+def write_report(results: dict, meta: dict, tag: str = "") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"retrieval_{tag}" if tag else "retrieval"
     slim = {f"{s}/{q}": {r: {k: v for k, v in m.items() if k != "ranks"} for r, m in rep.items()}
             for (s, q), rep in results.items()}
-    (RESULTS / "retrieval.json").write_text(json.dumps({"meta": meta, "report": slim}, indent=2))
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "report": slim}, indent=2))
     described = ", ".join(f"`{n}` ({meta['questions'][n]} questions on {SETS[n][1]})" for n in meta["sets"])
     lines = [
         "# Retrieval evaluation: one book alone and in a library of seven",
@@ -200,7 +211,7 @@ def write_report(results: dict, meta: dict) -> None:
         f"Question sets: {described}; "
         "gold = physical pages, and a hit must come from the set's own book. Settings: **single** = the "
         f"book alone in a KB; **library** = {', '.join(m.removesuffix('.pdf') for m in LIBRARY)} in one KB "
-        f"({meta.get('library_chunks', '?')} chunks). k = 5; config defaults (MiniLM-L6-v2, chunk 200 tokens, "
+        f"({meta.get('library_chunks', '?')} chunks). k = 5; config defaults ({meta['embedding']}, chunk 200 tokens, "
         f"RRF k = 60, re-rank depth 40). p50 = in-process search latency. Machine: {meta['machine']}.",
         "",
         "| setting | questions | retriever | hit@1 | hit@5 | MRR | p50 ms |",
@@ -219,7 +230,7 @@ def write_report(results: dict, meta: dict) -> None:
         misses = rep.get("features", {}).get("misses", [])
         lines += ["", f"Default retriever's misses (not in the top 5), {setting} / {qset}:", ""]
         lines += [f"- {m['id']}: {m['question']} — gold {m['gold']}, got {m['got']}" for m in misses] or ["- none"]
-    (RESULTS / "retrieval.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:8 + sum(len(r) for r in results.values())]))
 
 
@@ -229,15 +240,19 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", choices=["single", "library"], default=["single", "library"])
     ap.add_argument("--retrievers", nargs="+", choices=list(RETRIEVERS), default=list(RETRIEVERS))
     ap.add_argument("--fresh", action="store_true", help="rebuild the cached KBs in eval/work/")
+    ap.add_argument("--embedding", help="another embedding.model (a folder): KBs built with it, results tagged")
+    ap.add_argument("--tag", default="", help="names the KBs and results of an --embedding run")
     ap.add_argument("--check", action="store_true", help="only check the question sets' keywords against their gold pages")
     args = ap.parse_args()
+    if args.embedding and not args.tag:
+        ap.error("--embedding needs --tag (its KBs and results are kept apart from the default's)")
     if any(r_manual(m) is None for m in LIBRARY):
         print("the R manuals are not installed: apt-get install r-doc-pdf")
         sys.exit(0)
     if args.check:
         sys.exit(1 if check_questions(args.sets) else 0)
     started = time.perf_counter()
-    kbs = open_kbs(args.settings, args.sets, args.fresh)
+    kbs = open_kbs(args.settings, args.sets, args.fresh, args.embedding, args.tag)
     chosen = {r: RETRIEVERS[r] for r in args.retrievers}
     results = {}
     for (setting, qset), kb in kbs.items():
@@ -245,11 +260,12 @@ def main() -> None:
         kb.search("warm up", k=5)
         results[(setting, qset)] = evaluate(kb, questions, SETS[qset][1], retrievers=chosen)
     meta = {"sets": args.sets, "questions": {n: len(load_questions(QUESTIONS / SETS[n][0])) for n in args.sets},
-            "machine": machine(), "seconds": round(time.perf_counter() - started, 1)}
+            "machine": machine(), "seconds": round(time.perf_counter() - started, 1),
+            "embedding": Path(args.embedding).name if args.embedding else "MiniLM-L6-v2"}
     lib = next((kb for (s, _q), kb in kbs.items() if s == "library"), None)
     if lib is not None:
         meta["library_chunks"] = lib.catalog.count_chunks()
-    write_report(results, meta)
+    write_report(results, meta, args.tag)
 
 
 if __name__ == "__main__":
