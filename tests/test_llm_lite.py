@@ -96,9 +96,9 @@ def test_background_weights_wait_and_fail_like_a_direct_load():
 
 
 def test_the_bundled_model_answers_without_importing_transformers(tmp_path):
-    """The cold path reads the same model: its first-step logits match the in-process model's within a
-    few bf16 steps (the kernels' rounding may differ by thread count or CPU; a near-tie between two
-    first tokens can then flip greedy text, so the texts themselves are not compared)."""
+    """The cold path (weights loaded in the background, no transformers) computes the same model: its
+    first-step logits match the in-process model's. Texts are not compared: this prompt's first token
+    is a near-tie (25.375 against 25.25), so a last-bit difference would flip the greedy text."""
     import torch
     from safetensors.torch import load_file
 
@@ -124,15 +124,16 @@ def test_the_bundled_model_answers_without_importing_transformers(tmp_path):
     assert "converting" not in result.stderr and not list((tmp_path / "cache" / "models").glob("*.tmp*"))
     text = next(line for line in result.stdout.splitlines() if line.startswith("TEXT "))
     assert len(text) > len("TEXT ''"), result.stdout  # it answered something
+    assert f"DESCRIBE True {llm.precision}" in result.stdout, result.stdout
     ids = llm.tokenizer.encode(llm.tokenizer.apply_chat_template(question, add_generation_prompt=True))
     with llm._lock:
         expected = llm.fast.prefill(ids)
     got = load_file(str(out))["logits"]
     assert got.shape == expected.shape
     diff = (got - expected).abs()
-    # Kernel rounding moves logits by a few bf16 steps (the same model computed in fp32 instead of bf16
-    # differs by 0.08 on average, 0.5 at most, correlation 0.9996; measured); another model by far more.
-    assert diff.mean().item() <= 0.25 and diff.max().item() <= 2.0, "the cold path computes another model"
+    # Same machine, same code: equal but for kernel rounding. RoPE tables once computed differently in the
+    # background loader moved the logits by 0.088 on average (1 run in 7); fp32 instead of bf16 moves them
+    # by 0.08 (measured); another model by far more.
+    assert diff.mean().item() <= 0.02 and diff.max().item() <= 1.0, ("the cold path computes another model", llm.describe())
     assert torch.corrcoef(torch.stack([got, expected]))[0, 1].item() >= 0.99
     assert set(got.topk(5).indices.tolist()) & set(expected.topk(2).indices.tolist())
-    assert f"DESCRIBE True {llm.precision}" in result.stdout

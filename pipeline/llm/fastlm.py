@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -114,13 +115,16 @@ class FastDecoder:
         """RoPE tables and the empty KV cache (cheap: not part of the packed form)."""
         max_len = self.max_len
         # RoPE tables (max_len, head_dim), rotate-half form: x*cos + roll(x, D/2)*sin_signed.
+        # Computed with numpy, single-threaded: torch's cos/sin split the table across intra-op threads,
+        # and the split (hence which elements take the vector or the scalar path) differed when the
+        # weights loaded in a background thread, moving the logits by ~0.1 (measured) between runs.
         half = self.head_dim // 2
-        inv = 1.0 / (_rope_theta(cfg) ** (torch.arange(0, half, dtype=torch.float64) * 2 / self.head_dim))
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv)
-        angles = torch.cat([angles, angles], dim=-1)
-        self.cos = angles.cos().float()
-        sign = torch.cat([-torch.ones(half), torch.ones(half)]).double()
-        self.sin = (angles.sin() * sign).float()
+        inv = 1.0 / (_rope_theta(cfg) ** (np.arange(0, half, dtype=np.float64) * 2 / self.head_dim))
+        angles = np.outer(np.arange(max_len, dtype=np.float64), inv)
+        angles = np.concatenate([angles, angles], axis=-1)
+        self.cos = torch.from_numpy(np.cos(angles).astype(np.float32))
+        sign = np.concatenate([-np.ones(half), np.ones(half)])
+        self.sin = torch.from_numpy((np.sin(angles) * sign).astype(np.float32))
         # Static KV cache: (layers, kv heads, positions, head_dim), fp32: 30 x 3 x 4096 x 64 x 4 B x 2 = 189 MB
         # for SmolLM2-135M at 4096 positions.
         self.k_cache = torch.zeros(self.n_layers, self.n_kv, max_len, self.head_dim)
