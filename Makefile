@@ -23,8 +23,10 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The optional Ray extra (scale-out): `make ray`. `make test` installs it so the tests on a local Ray
-# instance run; `make run` does not need it.
+# The optional Ray extra (scale-out): `make ray`. `make run` does not need it. `make test` installs it
+# so the tests on a local Ray instance run; where it cannot be installed (no Ray wheel for this
+# platform, no package index), those tests (marked `ray`) are deselected with a notice and the rest
+# run. REQUIRE_RAY=1 (set by .ci/run) makes a missing Ray extra an error instead.
 ray: $(RAY_STAMP)
 
 $(RAY_STAMP): $(STAMP) requirements-ray.txt
@@ -50,8 +52,16 @@ run: setup
 	$(VENV)/bin/syllabus --kb $(DEMO_KB) summarize $(LECTURE) -o $(DEMO_KB)/lecture-summary.md
 	cat $(DEMO_KB)/lecture-summary.md
 
-test: setup ray
-	$(PY) -m pytest -q -p no:cacheprovider
+test: setup
+	@$(MAKE) --no-print-directory ray || test -z "$(REQUIRE_RAY)"
+	@if $(PY) -c "import ray" 2>/dev/null; then \
+		echo "$(PY) -m pytest -q -p no:cacheprovider"; \
+		$(PY) -m pytest -q -p no:cacheprovider; \
+	else \
+		echo "*** the Ray extra is not installed: the tests on a local Ray instance are NOT run (make ray)"; \
+		$(PY) -m pytest -q -p no:cacheprovider -m "not ray" || exit 1; \
+		echo "*** NOT run: the tests marked ray (they need the Ray extra: make ray)"; \
+	fi
 
 bench: setup ray
 	$(PY) eval/bench.py

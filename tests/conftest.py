@@ -63,3 +63,15 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
         [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=full_env,
         cwd=cwd or ROOT, timeout=timeout,
     )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: needs the Ray extra (runs on a local Ray instance)")
+
+
+def pytest_collection_modifyitems(items):
+    """A test on the local Ray instance (the ``ray_session`` fixture) is marked ``ray``: `make test`
+    deselects those only where the Ray extra cannot be installed, and says so."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
