@@ -38,7 +38,7 @@ class Report:
 def check(markdown: str, pdf: Path) -> Report:
     from pipeline.evidence import squash as _squash
     from pipeline.outline import from_pdf
-    from pipeline.quantities import quantities, supports
+    from pipeline.quantities import quantities, unsupported
 
     doc = from_pdf(pdf)
     by_label: dict[str, int] = {}
@@ -74,11 +74,8 @@ def check(markdown: str, pdf: Path) -> Report:
             claims, where, source = quantities(line), "chapter", unit_text
         else:
             continue
-        found = quantities(source)
-        for q in claims:
-            report.numbers += 1
-            if not supports(q, found, source):
-                report.off_page.append(f"{where}: {q.text} | {line[:120]}")
+        report.numbers += len(claims)
+        report.off_page += [f"{where}: {q.text} | {line[:120]}" for q in unsupported(claims, source)]
     return report
 
 

@@ -83,11 +83,10 @@ def score_summary(units, texts: dict[str, str], overview: str, doc_text: str, di
     the chapter's ten most distinctive words it holds. ``texts``: unit title → what the summary states
     for it (prose and key points, without the summary's own page marks); ``overview``: the whole-book
     part, whose numbers are looked for in the whole document."""
-    from pipeline.quantities import quantities, supports
+    from pipeline.quantities import quantities, unsupported
 
     def stray(text: str, source: str) -> list[str]:
-        found = quantities(source)
-        return [q.text for q in quantities(text) if not supports(q, found, source)]
+        return [q.text for q in unsupported(quantities(text), source)]
 
     chapters = []
     for unit in units:

@@ -12,7 +12,6 @@ faithfulness line. The bullets always remain.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,10 +19,7 @@ from typing import Callable
 from pipeline.keypoints import KeyPoint, bullets, checked_prose, key_points, overview_points, points_block
 from pipeline.prompting import PLACEHOLDER
 from pipeline.sentences import term_list
-from pipeline.verify import Faithfulness, Verdict
-
-_MARKS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")  # the prose's [n] citations of the points
-
+from pipeline.verify import Faithfulness, Verdict, strip_markers
 
 @dataclass
 class Digest:
@@ -34,7 +30,7 @@ class Digest:
     @property
     def text(self) -> str:
         """What the summary states: the verified prose and the points, without their page marks."""
-        return "\n".join([_MARKS.sub("", self.prose)] + [p.text for p in self.points]).strip()
+        return "\n".join([strip_markers(self.prose)] + [p.text for p in self.points]).strip()
 
     @property
     def markdown(self) -> str:

@@ -160,3 +160,9 @@ def supports(claim: Quantity, evidence: list[Quantity], evidence_text: str) -> b
         if q.unit is None and any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", lowered) for w in unit_words(claim.unit)):
             return True
     return False
+
+
+def unsupported(claims: list[Quantity], source: str) -> list[Quantity]:
+    """The ``claims`` that ``source`` does not hold (see :func:`supports`)."""
+    found = quantities(source)
+    return [q for q in claims if not supports(q, found, source)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from pipeline.quantities import quantities, supports
+from pipeline.quantities import quantities, unsupported
 from pipeline.sentences import has_han, is_identifier, split, stem, terms, tokens
 
 _MARKER = re.compile(r"\s*(?:\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]|【(\d{1,3})】)")
@@ -72,6 +72,11 @@ def to_traditional(text: str) -> str:
         return convert_text(text, "tw")
     except ImportError:
         return text
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its citation markers ([1], [2, 3], 【1】)."""
+    return _MARKER.sub("", text)
 
 
 def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
@@ -141,8 +146,7 @@ def check_sentence(sentence: str, cited: list[int], evidence: dict[int, str]) ->
         return Verdict(sentence, cited, False, None, f"cites [{', '.join(map(str, cited))}], which is not evidence", claims)
     texts = {n: to_traditional(evidence[n]) for n in usable}
     union = " ".join(texts.values())
-    union_q = quantities(union)
-    missing = [q.text for q in nums if not supports(q, union_q, union)]
+    missing = [q.text for q in unsupported(nums, union)]
     union_tokens = {t.lower().rstrip(".") for t in tokens(union)} | {stem(t) for t in tokens(union)}
     missing += [t for t in named if not _holds_term(t, union, union_tokens)]
     best = max(usable, key=lambda n: len(terms(sentence) & terms(texts[n])))
