@@ -60,6 +60,16 @@ def warn(message: str) -> None:
     note(f"[yellow]![/] {message}")
 
 
+def check_mode(mode: str | None) -> None:
+    """A ``--mode`` option's value (ask, chat, summarize): one of pipeline.trusted.MODES."""
+    from pipeline.trusted import MODES
+
+    if mode is not None and mode not in MODES:
+        from syllabus_common.errors import ConfigError
+
+        raise ConfigError(f"--mode must be {', '.join(MODES[:-1])} or {MODES[-1]}, not {mode!r}")
+
+
 def emit_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 

@@ -68,13 +68,6 @@ def _render(result, llm) -> None:
                   highlight=False)
 
 
-def _check_mode(mode: str | None) -> None:
-    if mode is not None and mode not in ("auto", "extractive", "generative"):
-        from pipeline.errors import ConfigError
-
-        raise ConfigError(f"--mode {mode!r}: valid: auto, extractive, generative")
-
-
 def ask(
     question: str = typer.Argument(..., help="Your question, in any language."),
     k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to retrieve (default: retrieval.k)."),
@@ -101,10 +94,10 @@ def ask(
     """
     from pipeline.api import KnowledgeBase, answer
     from pipeline.prompting import load_prompts
-    from pipeline.ui import STATE, emit_json, load_model
+    from pipeline.ui import STATE, check_mode, emit_json, load_model
 
     cfg = STATE.config()
-    _check_mode(mode)
+    check_mode(mode)
     prompts = load_prompts(cfg)  # template errors surface before anything slow
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:
         # The weights load in the background while the evidence is found and printed; the model's
@@ -170,10 +163,10 @@ def chat(
     from pipeline.api import KnowledgeBase
     from pipeline.chat import HELP, Session
     from pipeline.prompting import load_prompts
-    from pipeline.ui import STATE, err, load_model, out
+    from pipeline.ui import STATE, check_mode, err, load_model, out
 
     cfg = STATE.config()
-    _check_mode(mode)
+    check_mode(mode)
     prompts = load_prompts(cfg)
     history = _readline_history()
     with KnowledgeBase(cfg, STATE.kb_path()) as kb:

@@ -50,11 +50,10 @@ def summarize(
     from syllabus_common.errors import ConfigError
     from pipeline.api import summarize as summarize_source
     from pipeline.summarize import render_markdown
-    from pipeline.ui import STATE, bars, emit_json, note
+    from pipeline.ui import STATE, bars, check_mode, emit_json, note
 
     cfg = STATE.config()
-    if mode is not None and mode not in ("auto", "extractive", "generative"):
-        raise ConfigError(f"--mode must be auto, extractive or generative, not {mode!r}")
+    check_mode(mode)
     if level is not None:
         try:
             cfg.summarize.level = level  # validated like the config key
