@@ -70,10 +70,11 @@ class Session:
             return "\n\n".join(sources(self.last)) if self.last is not None else "no answer yet"
         return f"unknown command {name}; {HELP}"
 
-    def standalone(self, question: str, llm, prompts, cfg) -> str:
-        """The question to retrieve and answer with: rewritten by an able model, else joined."""
+    def standalone(self, question: str, llm, prompts, cfg, mode: str | None = None) -> str:
+        """The question to retrieve and answer with: rewritten by an able model, else joined. In
+        ``extractive`` mode the model is not used for answers, nor for this."""
         question = " ".join(question.split())
-        if not self.questions or llm is None:
+        if not self.questions or llm is None or (mode or cfg.ask.mode) == "extractive":
             return self.retrieval_question(question)
         from pipeline.ability import model_is_able
         from pipeline.llm import options_from_config
@@ -92,7 +93,7 @@ class Session:
 
         cfg = kwargs.get("cfg") or kb.cfg
         kwargs["prompts"] = kwargs.get("prompts") or load_prompts(cfg)
-        asked = self.standalone(question, llm, kwargs["prompts"], cfg)
+        asked = self.standalone(question, llm, kwargs["prompts"], cfg, kwargs.get("mode"))
         result = answer(kb, llm, asked, k=self.k, docs=self.docs, **kwargs)
         self.questions.append(asked)
         self.last = result
