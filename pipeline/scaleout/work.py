@@ -169,8 +169,8 @@ class Pool:
                             on_result(left, "lost", exc)
                         queues[kind] = []
                     continue
+                feed(kind, actor)  # the worker takes its next file while this result is committed
                 on_result(job, status, value)
-                feed(kind, actor)
         finally:
             self.close()
 
@@ -213,6 +213,7 @@ def _ingest(ray, kb, paths: list, progress: Progress) -> list[IngestOutcome]:
     from ingest.media import is_media
     from pipeline.kb.writer import commit, failure, known, triage
     from pipeline.scaleout.cluster import split_workers, worker_shapes
+    from pipeline.speech import speech_config
 
     outcomes: dict[int, IngestOutcome] = {}
     tally = _Tally(progress, len(paths))
@@ -250,7 +251,10 @@ def _ingest(ray, kb, paths: list, progress: Progress) -> list[IngestOutcome]:
         outcomes[job.index] = outcome
         tally.done(job.path, outcome, job.audio_seconds)
 
-    Pool(ray, IngestWorker, "prepare", lambda kind: (kb.cfg,), counts, shapes).run(jobs, on_result)
+    # Workers get the speech model the driver checked and sized them for (asr.model: auto resolved
+    # here, once), not a choice of their own on another machine.
+    worker_cfg = speech_config(kb.cfg) if any(j.kind == "speech" for j in jobs) else kb.cfg
+    Pool(ray, IngestWorker, "prepare", lambda kind: (worker_cfg,), counts, shapes).run(jobs, on_result)
     return [outcomes[i] for i in range(len(paths))]
 
 
