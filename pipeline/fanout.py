@@ -90,8 +90,21 @@ def summarize_many(sources: list, cfg, kb_path: Path | None = None, llm=None, le
 
         llm = load_model(cfg, Path(kb_path) if has_kb(kb_path) else None)
 
+    # Once for all books, not per concurrent call: the embedder (loaded, then shared; ONNX Runtime
+    # sessions run concurrently) and the answer mode (an `auto` self-check would otherwise run in
+    # every first call at once).
+    from syllabus_common.models import user_cache_dir
+    from pipeline.ability import resolve_mode
+    from pipeline.llm import options_from_config
+    from pipeline.onnx_embed import embedder_for
+    from pipeline.prompting import load_prompts
+
+    mode = resolve_mode(cfg.summarize.mode, llm, load_prompts(cfg), options_from_config(cfg.llm), user_cache_dir())
+    embedder = embedder_for(cfg)
+    embedder.encode(["warm up"])  # loads the model here, before the threads share it
+
     def one(source):
-        book = summarize(source, cfg, kb_path, llm=llm, level=level, cache_dir=cache_dir)
+        book = summarize(source, cfg, kb_path, llm=llm, level=level, cache_dir=cache_dir, embedder=embedder, mode=mode)
         if on_done is not None:
             on_done(book)
         return book
