@@ -69,8 +69,9 @@ def resolve_precision(requested: str, device: str, gguf_4bit: bool, notify=None)
 
 def _generation_eos(model) -> tuple[int, ...]:
     """End-of-turn ids from the model's generation config (e.g. Llama 3's <|eot_id|>)."""
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    return tuple(extra) if isinstance(extra, list) else (extra,) if isinstance(extra, int) else ()
+    from pipeline.llm.lite import eos_ids
+
+    return eos_ids(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
 
 
 def _cuda_kwargs(precision: str, device: str) -> dict:
@@ -126,18 +127,9 @@ def _lite(cls, llm_cfg, ctx: LoadContext, name: str, folder: Path, config, gguf_
     llm = cls(tokenizer, None, None, name, ctx.device, llm_cfg.precision, context, generation_eos(folder))
 
     def weights() -> dict:
-        import torch
-
-        if llm_cfg.threads:
-            torch.set_num_threads(llm_cfg.threads)
-        device = ctx.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        precision = resolve_precision(llm_cfg.precision, device, gguf_4bit, ctx.notify)
+        device, precision = _runtime(llm_cfg, ctx, gguf_4bit)
         if device.startswith("cuda"):
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **_cuda_kwargs(precision, device)).eval()
+            model = _cuda_model(llm_cfg.model, str(folder), precision, device)
             return {"model": model, "fast": None, "device": device, "precision": precision}
         from pipeline.llm.packcache import load_decoder
 
@@ -148,26 +140,40 @@ def _lite(cls, llm_cfg, ctx: LoadContext, name: str, folder: Path, config, gguf_
     return llm
 
 
-def _with_transformers(cls, llm_cfg, ctx: LoadContext, name: str, location: str, gguf_4bit: bool):
+def _runtime(llm_cfg, ctx: LoadContext, gguf_4bit: bool) -> tuple[str, str]:
+    """(device, precision) to run on, after the configured thread count is applied."""
     import torch
 
     if llm_cfg.threads:
         torch.set_num_threads(llm_cfg.threads)
-    notify = ctx.notify
     device = ctx.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = resolve_precision(llm_cfg.precision, device, gguf_4bit, notify)
+    return device, resolve_precision(llm_cfg.precision, device, gguf_4bit, ctx.notify)
+
+
+def _cuda_model(model_name: str, location: str, precision: str, device: str):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(location, **_cuda_kwargs(precision, device)).eval()
+    except OSError as exc:
+        raise ModelNotAvailable(f"cannot load LLM {model_name!r}: {exc}") from None
+
+
+def _with_transformers(cls, llm_cfg, ctx: LoadContext, name: str, location: str, gguf_4bit: bool):
+    import torch
+
+    notify = ctx.notify
+    device, precision = _runtime(llm_cfg, ctx, gguf_4bit)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        if device.startswith("cuda"):
-            model = AutoModelForCausalLM.from_pretrained(location, **_cuda_kwargs(precision, device)).eval()
-        else:
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
+        cpu_model = None if device.startswith("cuda") else AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
     except OSError as exc:
         raise ModelNotAvailable(f"cannot load LLM {llm_cfg.model!r}: {exc}") from None
+    model = cpu_model if cpu_model is not None else _cuda_model(llm_cfg.model, location, precision, device)
     context = _context(llm_cfg, model.config)
     fast = None
     eos_ids = _generation_eos(model)

@@ -143,7 +143,11 @@ def _compile(template: str):
     return env.from_string(template)
 
 
+def eos_ids(value) -> tuple[int, ...]:
+    """A generation config's ``eos_token_id`` (an id, a list of ids, or absent) as a tuple."""
+    return tuple(value) if isinstance(value, list) else (value,) if isinstance(value, int) else ()
+
+
 def generation_eos(folder: Path) -> tuple[int, ...]:
     """End-of-turn ids from ``generation_config.json`` (what ``_generation_eos`` reads from a model)."""
-    extra = _json(Path(folder) / "generation_config.json").get("eos_token_id")
-    return tuple(extra) if isinstance(extra, list) else (extra,) if isinstance(extra, int) else ()
+    return eos_ids(_json(Path(folder) / "generation_config.json").get("eos_token_id"))

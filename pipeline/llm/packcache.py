@@ -55,7 +55,7 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
     """The fast decoder for the model in ``folder``: read from a packed file in any of ``cache_dirs``,
     else built from the folder's safetensors and packed into the first of them."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from pipeline.llm.fastlm import FastDecoder
     from syllabus_common.modelcache import cached_file, models_dir
@@ -66,9 +66,9 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
         path = base / name
         if path.is_file():
             try:
-                with safe_open(str(path), framework="pt") as fh:
-                    meta = fh.metadata()
-                return FastDecoder.from_packed(config, load_file(str(path)), meta, max_len)
+                with safe_open(str(path), framework="pt") as fh:  # one read: metadata and tensors
+                    meta, tensors = fh.metadata(), {key: fh.get_tensor(key) for key in fh.keys()}
+                return FastDecoder.from_packed(config, tensors, meta, max_len)
             except Exception as exc:  # damaged (safetensors raises its own error type) or foreign: pack again
                 log.warning("packing again: %s is unreadable (%s)", path, exc)
                 if base == dirs[0]:
