@@ -44,7 +44,11 @@ def check(markdown: str, pdf: Path) -> Report:
     by_label: dict[str, int] = {}
     for page, label in sorted(doc.labels.items()):
         by_label.setdefault(label, page)
-    text_of = {p: "\n".join(s.text for s in doc.spans if s.page == p) for p in range(1, doc.n_pages + 1)}
+    lines_of: dict[int, list[str]] = {p: [] for p in range(1, doc.n_pages + 1)}
+    for span in doc.spans:  # one pass, not one per page
+        if span.page in lines_of:
+            lines_of[span.page].append(span.text)
+    text_of = {p: "\n".join(lines) for p, lines in lines_of.items()}
     whole = "\n".join(text_of.values())
 
     def pages_text(where: str | None) -> str:
