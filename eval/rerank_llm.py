@@ -1,67 +1,193 @@
-"""Can the configured LLM re-rank? Its yes/no relevance judgements measured against the fused order.
+"""The LLM re-ranker (query likelihood) measured against the features re-ranker, and its weights chosen.
 
-    python eval/rerank_llm.py [--questions 30] [--depth 10] [--setting library] [--model M.gguf --tag T]
+    python eval/rerank_llm.py [--settings single library] [--questions N] [--model M.gguf --tag T]
 
-Loads ``llm.model`` from config.yaml (even one listed as unable: this script is how that is
-decided), or ``--model`` instead, re-ranks the fused top ``depth`` of the first N R-intro questions with the ``llm``
-re-ranker, and reports hit@1 / hit@5 / MRR against the same questions without re-ranking, plus
-the time per question. Writes eval/results/rerank_llm.md (rerank_llm_<tag>.md with ``--tag``).
+Loads ``llm.model`` from config.yaml (or ``--model``) and searches every question of both sets
+(retrieval_eval.py) with ``retrieval.rerank.method: llm``: the features re-ranker's first 15
+passages of distinct pages re-ordered by features score + weight × log P(question | passage).
+Each read passage's features score and log-likelihood are recorded, so the same run also scores
+other depths and weights without reading again: a grid, the choice by the rule of rerank_tune.py
+(the largest *smallest* library hit@1 gain over the two sets) and two-fold cross-validation of
+that choice. Reports hit@1 / hit@5 / MRR against the features re-ranker and the time per
+question. Writes eval/results/rerank_llm.md (rerank_llm_<tag>.md with ``--tag``) and .json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, load_questions, machine  # noqa: E402
 from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs, score  # noqa: E402
 
+DEPTHS = (5, 10, 15)
+WEIGHTS = (0.0, 0.025, 0.05, 0.1, 0.2)  # per nat of log-likelihood
+
+
+def _is_gold(hit, book: str, pages: set[int]) -> bool:
+    return (Path(hit.path).name == book and hit.page_start is not None
+            and any(hit.page_start <= p <= (hit.page_end or hit.page_start) for p in pages))
+
+
+def collect(kb, questions, book, reranker, k=5) -> list[dict]:
+    """Per question: the real search's rank of the first gold hit and its time, and every passage
+    the LLM read (features score, log-likelihood, gold) with the passages after them."""
+    rows = []
+    for q in questions:
+        reranker.record = []
+        t = time.perf_counter()
+        hits = kb.search(q["question"], k=max(k, max(DEPTHS)), rerank="llm-measured")
+        seconds = time.perf_counter() - t
+        gold = set(q["pages"])
+        read = {id(h): (f, ll) for h, f, ll in reranker.record}
+        rows.append({
+            "id": q["id"], "seconds": seconds, "rank": first_hit_rank(hits[:k], gold, book),
+            "read": [{"features": read[id(h)][0], "ll": read[id(h)][1], "gold": _is_gold(h, book, gold)}
+                     for h in hits if id(h) in read],
+            "after": [_is_gold(h, book, gold) for h in hits if id(h) not in read],
+        })
+    return rows
+
+
+def reorder(row: dict, depth: int, weight: float) -> list[bool]:
+    """Gold flags in the order a re-ranker of this depth and weight would give (features order below)."""
+    read = sorted(row["read"], key=lambda c: -c["features"])
+    top, rest = read[:depth], read[depth:]
+    f = np.array([c["features"] for c in top])
+    f = (f - f.min()) / ((f.max() - f.min()) or 1.0) if len(f) else f
+    s = f + weight * np.array([c["ll"] for c in top])
+    order = np.argsort(-s, kind="stable")
+    return [top[i]["gold"] for i in order] + [c["gold"] for c in rest] + row["after"]
+
+
+def metrics(rows: list[dict], depth: int, weight: float, k: int = 5) -> dict:
+    ranks = []
+    for row in rows:
+        flags = reorder(row, depth, weight)[:k]
+        ranks.append(flags.index(True) + 1 if True in flags else None)
+    return score(ranks)
+
+
+def choose(data: dict, keep) -> tuple[int, float]:
+    """(depth, weight) with the largest smallest library hit@1 gain over the sets; ties: mean MRR gain."""
+    lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (setting, name), rows in data.items() if setting == "library"}
+    base = {name: metrics(rows, 1, 0.0) for name, rows in lib.items()}
+
+    def key(choice):
+        m = {name: metrics(rows, *choice) for name, rows in lib.items()}
+        return (min(m[n]["hit@1"] - base[n]["hit@1"] for n in m), sum(m[n]["mrr"] - base[n]["mrr"] for n in m),
+                -choice[1])
+
+    return max(((d, w) for d in DEPTHS for w in WEIGHTS), key=key)
+
 
 def main() -> None:
+    global DEPTHS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", type=int, default=30)
-    ap.add_argument("--depth", type=int, default=10)
-    ap.add_argument("--setting", choices=["single", "library"], default="library")
+    ap.add_argument("--settings", nargs="+", choices=["single", "library"], default=["single", "library"])
+    ap.add_argument("--questions", type=int, default=0, help="only the first N questions of each set")
     ap.add_argument("--model", help="llm.model for this run: a .gguf file or a model folder")
     ap.add_argument("--tag", help="results go to rerank_llm_<tag>.md")
+    ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
     args = ap.parse_args()
+    DEPTHS = tuple(d for d in DEPTHS if d < args.read) + (args.read,)
     from pipeline.llm import context_for, load_llm
-    from pipeline.rerank import register_reranker, unregister_reranker
+    from pipeline.rerank import load_reranker, register_reranker, unregister_reranker
     from pipeline.rerank_models import LLMReranker
 
-    kb = open_kbs([args.setting], ["r-intro"], fresh=False)[(args.setting, "r-intro")]
-    llm_cfg = kb.cfg.llm.model_copy(update={"model": args.model}) if args.model else kb.cfg.llm
-    llm = load_llm(llm_cfg, context_for(kb.cfg, kb.path))
-    register_reranker("llm-measured", lambda cfg: LLMReranker(llm, depth=args.depth), replace=True)
-    questions = load_questions(QUESTIONS / SETS["r-intro"][0])[: args.questions]
-    book = SETS["r-intro"][1]
-    results = {}
-    for method in ("none", "features", "llm-measured"):
-        ranks, times = [], []
-        for q in questions:
-            t = time.perf_counter()
-            hits = kb.search(q["question"], k=5, rerank=method)
-            times.append(time.perf_counter() - t)
-            ranks.append(first_hit_rank(hits, set(q["pages"]), book))
-        results[method] = {**score(ranks), "p50_s": statistics.median(times)}
-    unregister_reranker("llm-measured")
+    kbs = open_kbs(args.settings, list(SETS), fresh=False)
+    cfg = next(iter(kbs.values())).cfg
+    llm_cfg = cfg.llm.model_copy(update={"model": args.model}) if args.model else cfg.llm
+    llm = load_llm(llm_cfg, context_for(cfg))
+
+    class Recording(LLMReranker):
+        """The real re-ranker, reading max(DEPTHS) passages at the default weight, keeping what it read."""
+
+        record: list
+
+        def loglik(self, query, hit):
+            value = super().loglik(query, hit)
+            self.record.append((hit, self._features[id(hit)], value))
+            return value
+
+        def scores(self, query, hits):
+            self._features = dict(zip(map(id, hits), self.features.scores(query, hits)))
+            return super().scores(query, hits)
+
+    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS))
+    default = LLMReranker(llm, reranker.features)
+    reranker.weight = default.weight
+    register_reranker("llm-measured", lambda c: reranker, replace=True)
+    data, features = {}, {}
+    try:
+        for (setting, name), kb in sorted(kbs.items()):
+            questions = load_questions(QUESTIONS / SETS[name][0])[: args.questions or None]
+            book = SETS[name][1]
+            features[(setting, name)] = score([first_hit_rank(kb.search(q["question"], k=5), set(q["pages"]), book)
+                                               for q in questions])
+            data[(setting, name)] = collect(kb, questions, book, reranker)
+            print(f"{setting}/{name}: {len(questions)} questions", flush=True)
+    finally:
+        unregister_reranker("llm-measured")
+
+    columns = sorted(data)
+    chosen = choose(data, lambda i: True)
+    folds = [(f, choose(data, lambda i, f=f: i % 2 != f)) for f in (0, 1)]
+    name = Path(llm_cfg.model).name
+    p50 = statistics.median(r["seconds"] for rows in data.values() for r in rows)
     lines = [
-        f"# LLM re-ranker: {Path(llm_cfg.model).name}",
+        f"# LLM re-ranker (query likelihood): {name}",
         "",
-        f"First {len(questions)} R-intro questions, {args.setting} setting; the LLM judges the fused top "
-        f"{args.depth} (yes adds 1 to the normalised fused score). Machine: {machine()}.",
+        f"Every question of {', '.join(f'{s}/{n}' for s, n in columns)}"
+        + (f" (first {args.questions} of each set)" if args.questions else "")
+        + f". The features re-ranker orders the fused top 40; the LLM reads its first passages of distinct pages "
+        f"and they are re-ordered by features score (min-max over them) + weight × log P(question | passage) "
+        f"(nats). Top 5 after the per-page cap. Machine: {machine()}. Time per question (p50, reading "
+        f"{max(DEPTHS)} passages): {p50:.2f} s.",
         "",
-        "| re-ranker | hit@1 | hit@5 | MRR | s per question (p50) |",
-        "|---|---|---|---|---|",
+        "Cells: hit@1 / hit@5 / MRR.",
+        "",
+        "| re-ranker | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
-    for method, m in results.items():
-        lines.append(f"| {method} | {m['hit@1']:.3f} | {m['hit@5']:.3f} | {m['mrr']:.3f} | {m['p50_s']:.2f} |")
-    (RESULTS / (f"rerank_llm_{args.tag}.md" if args.tag else "rerank_llm.md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+
+    def cell(m):
+        return f"{m['hit@1']:.3f} / {m['hit@5']:.3f} / {m['mrr']:.3f}"
+
+    lines.append("| features (the default), searched | " + " | ".join(cell(features[c]) for c in columns) + " |")
+    real = {c: score([r["rank"] for r in data[c]]) for c in columns}
+    lines.append(f"| llm, depth {max(DEPTHS)}, weight {default.weight}, searched | "
+                 + " | ".join(cell(real[c]) for c in columns) + " |")
+    for d in DEPTHS:
+        for w in WEIGHTS[1:]:
+            mark = " **(chosen)**" if (d, w) == chosen else ""
+            lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
+    lines += [
+        "",
+        "Two-fold cross-validation: (depth, weight) chosen on one half of every set's library questions "
+        "(every other question), measured on the other half; hit@1 / hit@5 / MRR, held-out half:",
+        "",
+        "| held-out fold | chosen on the other half | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for f, (d, w) in folds:
+        held = {c: [r for i, r in enumerate(data[c]) if i % 2 == f] for c in columns}
+        lines.append(f"| {f + 1} | features alone | " + " | ".join(cell(metrics(held[c], 1, 0.0)) for c in columns) + " |")
+        lines.append(f"| {f + 1} | depth {d}, weight {w} | " + " | ".join(cell(metrics(held[c], d, w)) for c in columns) + " |")
+    text = "\n".join(lines) + "\n"
+    stem = f"rerank_llm_{args.tag}" if args.tag else "rerank_llm"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"model": name, "chosen": chosen, "folds": folds, "p50_s": p50,
+         "data": {f"{s}/{n}": rows for (s, n), rows in data.items()}}, indent=None))
+    print(text)
 
 
 if __name__ == "__main__":

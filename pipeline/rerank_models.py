@@ -1,15 +1,14 @@
 """Re-rankers that need a model: a sentence-transformers cross-encoder, or the configured LLM.
 
 Both are optional (``retrieval.rerank.method: cross-encoder`` or ``llm``) and cost far more than the
-default ``features`` re-ranker: a cross-encoder reads every (question, passage) pair, an LLM
-generates for each. Their scores are combined with the fused order so that ties and a weak model
-fall back to it rather than to noise.
+default ``features`` re-ranker: a cross-encoder reads every (question, passage) pair, the LLM reads
+each of the first passages with the question. Their scores are combined with the fused or features
+order so that ties and a weak model fall back to it rather than to noise.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Sequence
 
 from syllabus_common.errors import ConfigError, ModelNotAvailable
@@ -17,13 +16,8 @@ from pipeline.rerank_base import Reranker, fused_scores
 
 log = logging.getLogger(__name__)
 
-# Models measured as unable to judge relevance (eval/results/rerank_llm.md): their yes/no is noise.
-UNABLE_LLMS = frozenset({"SmolLM2-135M-Instruct"})
-_PROMPT = (
-    "Does the passage answer the question? Reply with one word: yes or no.\n\n"
-    "Question: {question}\n\nPassage ({section}):\n{text}"
-)
-
+# The question the LLM is asked to write for a passage; its likelihood is the passage's score.
+_PROMPT = "Passage ({section}):\n{text}\n\nWrite a question that this passage answers."
 
 class CrossEncoderReranker(Reranker):
     """A sentence-transformers CrossEncoder (local folder, or hub id in the HF cache when offline)."""
@@ -64,37 +58,70 @@ class CrossEncoderReranker(Reranker):
 
 
 class LLMReranker(Reranker):
-    """The configured LLM answers "does this passage answer the question?" for each candidate.
+    """Query likelihood under the configured LLM (Sachan et al., "Improving Passage Retrieval with
+    Zero-Shot Question Generation", EMNLP 2022): how likely the model finds the question as one the
+    passage answers, log P(question | passage), added to the ``features`` re-ranker's score.
 
-    Pointwise yes/no (one generated token each); "yes" adds 1 to the fused score, so the order within
-    the yes and the no group stays the fused one. ``depth`` limits the candidates it reads (cost)."""
+    The ``features`` re-ranker orders all candidates; the LLM reads its first ``depth`` passages
+    of distinct pages (one forward pass each, nothing generated) and those are re-ordered by
+    features score (min-max scaled over them) + ``weight`` × log-likelihood (nats). The rest keep
+    the features order below them. A graded likelihood, unlike a yes/no judgement, lets a small
+    model help: measured with the bundled 135M model in eval/results/rerank_llm.md, which is also
+    where ``depth`` and ``weight`` were chosen."""
 
     name = "llm"
 
-    def __init__(self, llm, depth: int = 10):
+    def __init__(self, llm, features: Reranker, depth: int = 15, weight: float = 0.05, max_passage_tokens: int = 400):
         self.llm = llm
+        self.features = features
         self.depth = depth
+        self.weight = weight
+        self.max_passage_tokens = max_passage_tokens
 
     @classmethod
     def from_config(cls, cfg, llm=None) -> "LLMReranker":
+        from pipeline.rerank import load_reranker
+
         if llm is None:
-            if cfg.llm.model in UNABLE_LLMS:
-                raise ConfigError(
-                    f"retrieval.rerank.method llm: {cfg.llm.model} cannot judge relevance (measured: "
-                    "eval/results/rerank_llm.md); configure a larger llm.model or use the features re-ranker")
+            if cfg.llm.backend != "transformers":
+                raise ConfigError("retrieval.rerank.method llm scores passages with a local model's token "
+                                  f"probabilities; llm.backend {cfg.llm.backend!r} has none (use backend: transformers)")
             from pipeline.llm import context_for, load_llm
 
             llm = load_llm(cfg.llm, context_for(cfg))
-        return cls(llm)
+        return cls(llm, load_reranker(cfg, "features"))
 
-    def judge(self, query: str, hit) -> bool:
-        from pipeline.llm import GenerationOptions
-
-        prompt = _PROMPT.format(question=query, section=hit.section or hit.title, text=hit.text)
-        reply = self.llm.generate([{"role": "user", "content": prompt}],
-                                  GenerationOptions(max_new_tokens=3, temperature=0.0)).text
-        return re.match(r"\W*yes\b", reply.strip().lower()) is not None
+    def loglik(self, query: str, hit) -> float:
+        """log P(query | passage) under the LLM, in nats."""
+        text = hit.text
+        tokens = self.llm.tokenizer.encode(text, add_special_tokens=False) if hasattr(self.llm, "tokenizer") else None
+        if tokens is not None and len(tokens) > self.max_passage_tokens:
+            text = self.llm.tokenizer.decode(tokens[: self.max_passage_tokens])
+        prompt = _PROMPT.format(section=hit.section or getattr(hit, "title", "") or "", text=text)
+        return self.llm.reply_logprob([{"role": "user", "content": prompt}], query.strip())
 
     def scores(self, query: str, hits: Sequence) -> list[float]:
-        fused = fused_scores(hits)
-        return [f + (1.0 if i < self.depth and self.judge(query, h) else 0.0) for i, (h, f) in enumerate(zip(hits, fused))]
+        if not hits:
+            return []
+        base = self.features.scores(query, hits)
+        order = sorted(range(len(hits)), key=lambda i: (-base[i], i))
+        chosen, pages = [], set()
+        for i in order:  # the first `depth` of distinct pages (the page cap would drop the others)
+            page = (hits[i].doc_id, getattr(hits[i], "page_start", None) or hits[i].chunk_id)
+            if page not in pages:
+                pages.add(page)
+                chosen.append(i)
+            if len(chosen) == self.depth:
+                break
+        low = min(base[i] for i in chosen)
+        span = (max(base[i] for i in chosen) - low) or 1.0
+        out = [float(b) for b in base]
+        read = {i: (base[i] - low) / span + self.weight * self.loglik(query, hits[i]) for i in chosen}
+        floor = min(read.values())
+        rest = [i for i in order if i not in read]
+        top_rest = max((base[i] for i in rest), default=0.0)
+        for i in rest:  # below every passage the LLM read, in the features order
+            out[i] = floor - 1.0 - (top_rest - base[i])
+        for i, v in read.items():
+            out[i] = v
+        return out

@@ -43,6 +43,9 @@ def test_verbose_shows_traceback(tmp_path):
 def test_bad_mode_is_usage_error(tmp_path):
     result = run_cli("--kb", str(tmp_path), "search", "x", "--mode", "magic")
     assert result.returncode == 2 and "rrf, dense or bm25" in result.stderr
+    result = run_cli("--kb", str(tmp_path), "search", "x", "--rerank", "magic")
+    assert result.returncode == 2 and "--rerank must be one of" in result.stderr and "llm" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_ingest_expands_folders_to_supported_files(tmp_path):

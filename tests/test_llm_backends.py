@@ -84,12 +84,22 @@ def test_fast_decoder_matches_transformers_logits():
     with torch.inference_mode():
         ref = model(torch.tensor([ids])).logits[0]
     exact = FastDecoder(model, "fp32", 128)
-    assert torch.allclose(exact.prefill(ids[:60]), ref[59], atol=1e-3)
+    # transformers' own fp32 forward gives this prompt one of two sets of logits, up to 2.5e-3 apart,
+    # from one process to the next (measured: 2 runs in 6); the fast decoder's are the same each time.
+    tol = 1e-2
+    assert torch.allclose(exact.prefill(ids[:60]), ref[59], atol=tol)
     for j in range(60, 79):  # single-token steps over the static cache
-        assert torch.allclose(exact.step(ids[j]), ref[j], atol=1e-3)
+        assert torch.allclose(exact.step(ids[j]), ref[j], atol=tol)
     # A prompt longer than one prefill chunk is causal across the chunk boundary.
-    assert torch.allclose(exact.prefill(ids[:70], chunk=16), ref[69], atol=1e-3)
+    assert torch.allclose(exact.prefill(ids[:70], chunk=16), ref[69], atol=tol)
+    # Every position's logits after a cached prefix (scoring a given text, not generating one).
+    exact.prefill(ids[:50])
+    assert torch.allclose(exact.forward(ids[50:70], every=True), ref[50:70], atol=tol)
     quant = FastDecoder(model, "int4", 128)
+    quant.prefill(ids[:50])
+    rows = quant.forward(ids[50:70], every=True)  # the int8 head over many rows at once
+    assert rows.shape == ref[50:70].shape
+    assert (rows.argmax(-1) == ref[50:70].argmax(-1)).float().mean() >= 0.8
     quant.prefill(ids[:40])
     agree = sum(int(torch.argmax(quant.step(ids[j])) == torch.argmax(ref[j])) for j in range(40, 79)) / 39
     assert agree >= 0.8  # int4 layers + int8 head: measured ~95% next-token agreement on R-intro text
@@ -139,6 +149,36 @@ def test_sampling_with_a_seed_is_reproducible():
     messages = [{"role": "user", "content": "Tell me a word."}]
     opts = GenerationOptions(max_new_tokens=8, temperature=0.9, top_p=0.9, seed=7)
     assert llm.generate(messages, opts).text == llm.generate(messages, opts).text
+
+
+def test_reply_logprob_is_the_same_on_both_paths_and_prefers_the_fitting_reply():
+    """log P(reply | messages): the fast decoder and transformers' forward agree; a reply that fits
+    the passage is more likely than one that does not."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.llm.fastlm import FastDecoder
+    from pipeline.llm.hf import TransformersLLM
+
+    folder = converted_folder()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    generic = TransformersLLM(tok, model, None, "generic", "cpu", "fp32", 512)
+    fast = TransformersLLM(tok, None, FastDecoder(model, "fp32", 512), "fast", "cpu", "fp32", 512)
+    messages = [{"role": "user", "content": "Passage: Paris is the capital and largest city of France.\n\n"
+                                            "Write a question that this passage answers."}]
+    fitting, other = "What is the capital of France?", "How do I install a printer driver?"
+    a, b = generic.reply_logprob(messages, fitting), fast.reply_logprob(messages, fitting)
+    assert a < 0 and abs(a - b) < 1e-2 * abs(a)
+    assert fast.reply_logprob(messages, fitting) > fast.reply_logprob(messages, other) + 5
+    assert shared_llm().reply_logprob(messages, fitting) > shared_llm().reply_logprob(messages, other) + 5
+
+
+def test_a_remote_backend_cannot_score_a_given_text():
+    from pipeline.llm.remote import OpenAILLM
+
+    with pytest.raises(ConfigError, match="cannot score a given text"):
+        OpenAILLM.reply_logprob(SimpleNamespace(backend="openai"), [], "x")
 
 
 def test_generic_generate_path_agrees_with_the_fast_path():

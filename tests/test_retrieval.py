@@ -159,6 +159,43 @@ def test_unknown_reranker_is_a_config_error(cfg):
         load_reranker(cfg, "no-such-reranker")
     with pytest.raises(ConfigError, match="rerank.model is not set"):
         load_reranker(cfg, "cross-encoder")
-    small = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"model": "SmolLM2-135M-Instruct"})})
-    with pytest.raises(ConfigError, match="cannot judge relevance"):
-        load_reranker(small, "llm")  # measured unable: refused before loading anything
+    served = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"backend": "openai"})})
+    with pytest.raises(ConfigError, match="token probabilities"):
+        load_reranker(served, "llm")  # a server's replies carry no likelihood of a given text: refused before loading
+
+
+def test_llm_reranker_reads_the_first_pages_and_adds_their_question_likelihood(kb_factory, topic_pdf):
+    """The bundled model reads the features re-ranker's first passages of distinct pages; their
+    score is the features score (min-max over them) + weight × log P(question | passage), and every
+    passage it did not read stays below them in the features order."""
+    from test_llm_support import shared_llm
+
+    from pipeline.rerank_models import LLMReranker
+
+    kb = kb_factory()
+    kb.ingest([topic_pdf])
+    llm = shared_llm()
+    reranker = LLMReranker(llm, FeatureReranker(), depth=2)
+    register_reranker("llm-test", lambda c: reranker)
+    try:
+        question = "How do honeybees tell each other where flowers are?"
+        hits = kb.search(question, k=6, rerank="none")
+        features = FeatureReranker().scores(question, hits)
+        scores = reranker.scores(question, hits)
+        order = sorted(range(len(hits)), key=lambda i: -features[i])
+        pages, read = set(), []
+        for i in order:
+            if (hits[i].doc_id, hits[i].page_start) not in pages and len(read) < 2:
+                pages.add((hits[i].doc_id, hits[i].page_start))
+                read.append(i)
+        low, high = min(features[i] for i in read), max(features[i] for i in read)
+        for i in read:
+            expected = (features[i] - low) / ((high - low) or 1.0) + reranker.weight * reranker.loglik(question, hits[i])
+            assert scores[i] == pytest.approx(expected, abs=1e-6)
+        unread = [i for i in order if i not in read]
+        assert max(scores[i] for i in unread) < min(scores[i] for i in read)
+        assert [i for i in sorted(unread, key=lambda i: -scores[i])] == unread  # features order below
+        best = kb.search(question, k=3, rerank="llm-test")
+        assert best[0].page_start == 4 and best[0].rerank_score is not None  # the waggle-dance page
+    finally:
+        unregister_reranker("llm-test")

@@ -117,6 +117,7 @@ def search(
     k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages to return (default: retrieval.k)."),
     fusion: Optional[str] = typer.Option(None, "--mode", help="rrf (hybrid), dense or bm25 (default: retrieval.fusion)."),
     doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="features, llm, cross-encoder or none (default: retrieval.rerank.method)."),
     full: bool = typer.Option(False, "--full", help="Print whole passages, not the first lines."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
@@ -125,6 +126,7 @@ def search(
     Examples:
       syllabus search "how do I read a table from a file" -k 5
       syllabus search "LoRA memory" --mode bm25 --json
+      syllabus search "what does ::: do" --rerank llm
     """
     from rich.markup import escape
 
@@ -134,9 +136,14 @@ def search(
 
     if fusion is not None and fusion not in ("rrf", "dense", "bm25"):
         raise ConfigError(f"--mode must be rrf, dense or bm25, not {fusion!r}")
+    if rerank is not None:
+        from pipeline.rerank import available_rerankers
+
+        if rerank not in available_rerankers():
+            raise ConfigError(f"--rerank must be one of {', '.join(sorted(available_rerankers()))}, not {rerank!r}")
     started = time.perf_counter()
     with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
-        hits = kb.search(query, k=k, fusion=fusion, docs=doc)
+        hits = kb.search(query, k=k, fusion=fusion, docs=doc, rerank=rerank)
     elapsed = time.perf_counter() - started
     if as_json:
         emit_json({"query": query, "seconds": round(elapsed, 4), "hits": [h.as_dict() for h in hits]})

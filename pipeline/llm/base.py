@@ -116,6 +116,15 @@ class LLM(ABC):
         text = s.text()
         return Completion(text, s.stats)
 
+    def reply_logprob(self, messages: Messages, reply: str) -> float:
+        """log P(``reply`` as the assistant's turn | ``messages``): the sum over the reply's tokens.
+
+        Scores a given text instead of generating one (the LLM re-ranker's query likelihood); a
+        backend that cannot see its model's token probabilities raises :class:`ConfigError`."""
+        from syllabus_common.errors import ConfigError
+
+        raise ConfigError(f"the {self.backend} backend cannot score a given text; use a local model (backend: transformers)")
+
     def close(self) -> None:
         """Release the model (memory, connections)."""
 

@@ -191,8 +191,9 @@ class FastDecoder:
         return self.embed[ids].float()
 
     @torch.inference_mode()
-    def forward(self, ids: list[int]) -> torch.Tensor:
-        """Run ``ids`` after the cached tokens; logits (vocab,) fp32 for the last position."""
+    def forward(self, ids: list[int], every: bool = False) -> torch.Tensor:
+        """Run ``ids`` after the cached tokens; logits (vocab,) fp32 for the last position, or
+        (len(ids), vocab) for every position with ``every``."""
         p0, T = len(self.tokens), len(ids)
         n = p0 + T
         if n > self.max_len:
@@ -225,6 +226,9 @@ class FastDecoder:
             gu = layer.gate_up(h)  # (T, 2 I), in the kernel's dtype
             x.add_(layer.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :]))
         self.tokens.extend(ids)
+        if every:  # row by row: torch's int8 matmul kernel crashes on a few rows of a large head
+            h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+            return torch.cat([self.head(h[i : i + 1]).float() for i in range(T)])
         return self.head(F.rms_norm(x[-1:], (self.hidden,), self.norm, self.eps))[0].float()
 
     def prefill(self, ids: list[int], chunk: int = 1024) -> torch.Tensor:

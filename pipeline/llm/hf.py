@@ -157,6 +157,28 @@ class TransformersLLM(LLM):
 
         return stream_with_stats(produce)
 
+    def reply_logprob(self, messages: Messages, reply: str) -> float:
+        import torch
+
+        prefix = self._prompt_ids(messages)
+        target = self.tokenizer.encode(reply, add_special_tokens=False)
+        if not target:
+            return 0.0
+        if len(prefix) + len(target) > self._context:
+            from pipeline.packing import DoesNotFit
+
+            raise DoesNotFit(f"{len(prefix) + len(target)} tokens do not fit the model's context of {self._context}")
+        with self._lock, torch.inference_mode():
+            if self.fast is not None:
+                last = self.fast.prefill(prefix)  # predicts the reply's first token
+                rest = self.fast.forward(target[:-1], every=True) if len(target) > 1 else last[None, :0]
+                logits = torch.cat([last[None], rest])
+            else:
+                ids = torch.tensor([prefix + target], device=self.model.device)
+                logits = self.model(ids).logits[0, len(prefix) - 1 : -1].float().cpu()
+        logp = torch.log_softmax(logits, dim=-1)
+        return float(logp[torch.arange(len(target)), torch.tensor(target)].sum())
+
     # ----- decoding
     def _fast_tokens(self, ids: list[int], budget: int, options: GenerationOptions) -> Iterator[int]:
         import torch
