@@ -15,7 +15,8 @@ Built-ins:
   chapter (a question is usually about one book; near-duplicate passages of sibling books have
   little company in the candidate list), minus a table-of-contents/index look (dot leaders).
 - ``cross-encoder``: a sentence-transformers CrossEncoder from a local folder or the HF cache.
-- ``llm``: the configured LLM rates each passage (``pipeline.rerank_llm``).
+- ``llm``: ``features``, then the configured local LLM's query likelihood, log P(question |
+  passage), for its first passages (``pipeline.rerank_models``).
 - ``none``: keep the fused order.
 """
 

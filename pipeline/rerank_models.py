@@ -94,9 +94,9 @@ class LLMReranker(Reranker):
     def loglik(self, query: str, hit) -> float:
         """log P(query | passage) under the LLM, in nats."""
         text = hit.text
-        tokens = self.llm.tokenizer.encode(text, add_special_tokens=False) if hasattr(self.llm, "tokenizer") else None
-        if tokens is not None and len(tokens) > self.max_passage_tokens:
-            text = self.llm.tokenizer.decode(tokens[: self.max_passage_tokens])
+        n = self.llm.count_tokens(text)
+        if n > self.max_passage_tokens:  # a long chunk (chunk size is configurable): its start
+            text = text[: len(text) * self.max_passage_tokens // n]
         prompt = _PROMPT.format(section=hit.section or getattr(hit, "title", "") or "", text=text)
         return self.llm.reply_logprob([{"role": "user", "content": prompt}], query.strip())
 
@@ -115,7 +115,7 @@ class LLMReranker(Reranker):
                 break
         low = min(base[i] for i in chosen)
         span = (max(base[i] for i in chosen) - low) or 1.0
-        out = [float(b) for b in base]
+        out = [0.0] * len(hits)
         read = {i: (base[i] - low) / span + self.weight * self.loglik(query, hits[i]) for i in chosen}
         floor = min(read.values())
         rest = [i for i in order if i not in read]
