@@ -86,9 +86,9 @@ class LLMReranker(Reranker):
             if cfg.llm.backend != "transformers":
                 raise ConfigError("retrieval.rerank.method llm scores passages with a local model's token "
                                   f"probabilities; llm.backend {cfg.llm.backend!r} has none (use backend: transformers)")
-            from pipeline.llm import context_for, load_llm
+            from pipeline.llm import load_model
 
-            llm = load_llm(cfg.llm, context_for(cfg))
+            llm = load_model(cfg)
         return cls(llm, load_reranker(cfg, "features"))
 
     def loglik(self, query: str, hit) -> float:

@@ -79,6 +79,22 @@ def test_a_window_too_small_for_any_passage_is_a_clear_error(topic_kb, ask_cfg):
         prepare(topic_kb, FakeLLM(context=150), PromptSet(), ask_cfg, BEES[0], max_new_tokens=64)
 
 
+def test_an_answer_reranked_by_the_llm_uses_the_answering_model(topic_kb, ask_cfg):
+    """With retrieval.rerank.method llm, the model loaded to answer also re-ranks: not loaded twice."""
+    llm = shared_llm()
+    saved = topic_kb.cfg
+    rerank = saved.retrieval.rerank.model_copy(update={"method": "llm"})
+    topic_kb.cfg = saved.model_copy(update={"retrieval": saved.retrieval.model_copy(update={"rerank": rerank})})
+    topic_kb.__dict__.pop("_rerankers", None)
+    try:
+        prepared = prepare(topic_kb, llm, PromptSet(), ask_cfg, BEES[0], k=3, max_new_tokens=64)
+        assert topic_kb._rerankers["llm"].llm is llm
+        assert prepared.citations[0].page == BEES[1]
+    finally:
+        topic_kb.cfg = saved
+        topic_kb.__dict__.pop("_rerankers", None)
+
+
 @pytest.mark.parametrize("context", [200, 260, 600])
 def test_passages_are_packed_into_a_small_window(topic_kb, ask_cfg, context):
     fake = FakeLLM(context=context)

@@ -80,6 +80,16 @@ def _reranker(kb, method: str):
     return cache[method]
 
 
+def share_llm(kb, llm) -> None:
+    """Let the ``llm`` re-ranker of this KB object use ``llm``, the model the caller has loaded to
+    answer with, instead of loading the configured model a second time."""
+    if llm is not None and llm.backend == "transformers":
+        from pipeline.rerank import load_reranker
+        from pipeline.rerank_models import LLMReranker
+
+        kb.__dict__.setdefault("_rerankers", {}).setdefault("llm", LLMReranker(llm, load_reranker(kb.cfg, "features")))
+
+
 def _scope(kb, query: str, docs: list[str] | None) -> tuple[list[int] | None, str]:
     """Documents to search (None: all) and the query to search with.
 
