@@ -172,6 +172,8 @@ def test_reply_logprob_is_the_same_on_both_paths_and_prefers_the_fitting_reply()
     assert a < 0 and abs(a - b) < 1e-2 * abs(a)
     assert fast.reply_logprob(messages, fitting) > fast.reply_logprob(messages, other) + 5
     assert shared_llm().reply_logprob(messages, fitting) > shared_llm().reply_logprob(messages, other) + 5
+    one = tok.encode(" Paris", add_special_tokens=False)
+    assert len(one) == 1 and fast.reply_logprob(messages, tok.decode(one)) < 0  # a one-token reply
 
 
 def test_a_remote_backend_cannot_score_a_given_text():

@@ -171,7 +171,7 @@ class TransformersLLM(LLM):
         with self._lock, torch.inference_mode():
             if self.fast is not None:
                 last = self.fast.prefill(prefix)  # predicts the reply's first token
-                rest = self.fast.forward(target[:-1], every=True) if len(target) > 1 else last[None, :0]
+                rest = self.fast.forward(target[:-1], every=True) if len(target) > 1 else last.new_empty(0, last.numel())
                 logits = torch.cat([last[None], rest])
             else:
                 ids = torch.tensor([prefix + target], device=self.model.device)
