@@ -88,6 +88,61 @@ def choose(data: dict, keep) -> tuple[int, float]:
     return max(((d, w) for d in DEPTHS for w in WEIGHTS), key=key)
 
 
+def write_report(data: dict, features: dict, model: str, args, weight: float) -> None:
+    """The tables (searched rows, grid, cross-validation) to eval/results/rerank_llm[_tag].md, data to .json."""
+    columns = sorted(data)
+    chosen = choose(data, lambda i: True)
+    folds = [(f, choose(data, lambda i, f=f: i % 2 != f)) for f in (0, 1)]
+    name = Path(model).name
+    p50 = statistics.median(r["seconds"] for rows in data.values() for r in rows)
+    lines = [
+        f"# LLM re-ranker (query likelihood): {name}",
+        "",
+        f"Every question of {', '.join(f'{s}/{n}' for s, n in columns)}"
+        + (f" (first {args.questions} of each set)" if args.questions else "")
+        + f". The features re-ranker orders the fused top 40; the LLM reads its first passages of distinct pages "
+        f"and they are re-ordered by features score (min-max over them) + weight × log P(question | passage) "
+        f"(nats). Top 5 after the per-page cap. Machine: {machine()}. Time per question (p50, reading "
+        f"{max(DEPTHS)} passages): {p50:.2f} s.",
+        "",
+        "Cells: hit@1 / hit@5 / MRR.",
+        "",
+        "| re-ranker | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+
+    def cell(m):
+        return f"{m['hit@1']:.3f} / {m['hit@5']:.3f} / {m['mrr']:.3f}"
+
+    lines.append("| features (the default), searched | " + " | ".join(cell(features[c]) for c in columns) + " |")
+    real = {c: score([r["rank"] for r in data[c]]) for c in columns}
+    lines.append(f"| llm, depth {max(DEPTHS)}, weight {weight}, searched | "
+                 + " | ".join(cell(real[c]) for c in columns) + " |")
+    for d in DEPTHS:
+        for w in WEIGHTS[1:]:
+            mark = " **(chosen)**" if (d, w) == chosen else ""
+            lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
+    lines += [
+        "",
+        "Two-fold cross-validation: (depth, weight) chosen on one half of every set's library questions "
+        "(every other question), measured on the other half; hit@1 / hit@5 / MRR, held-out half:",
+        "",
+        "| held-out fold | chosen on the other half | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for f, (d, w) in folds:
+        held = {c: [r for i, r in enumerate(data[c]) if i % 2 == f] for c in columns}
+        lines.append(f"| {f + 1} | features alone | " + " | ".join(cell(metrics(held[c], 1, 0.0)) for c in columns) + " |")
+        lines.append(f"| {f + 1} | depth {d}, weight {w} | " + " | ".join(cell(metrics(held[c], d, w)) for c in columns) + " |")
+    text = "\n".join(lines) + "\n"
+    stem = f"rerank_llm_{args.tag}" if args.tag else "rerank_llm"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"model": name, "chosen": chosen, "folds": folds, "p50_s": p50,
+         "data": {f"{s}/{n}": rows for (s, n), rows in data.items()}}, indent=None))
+    print(text)
+
+
 def main() -> None:
     global DEPTHS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -137,57 +192,7 @@ def main() -> None:
     finally:
         unregister_reranker("llm-measured")
 
-    columns = sorted(data)
-    chosen = choose(data, lambda i: True)
-    folds = [(f, choose(data, lambda i, f=f: i % 2 != f)) for f in (0, 1)]
-    name = Path(llm_cfg.model).name
-    p50 = statistics.median(r["seconds"] for rows in data.values() for r in rows)
-    lines = [
-        f"# LLM re-ranker (query likelihood): {name}",
-        "",
-        f"Every question of {', '.join(f'{s}/{n}' for s, n in columns)}"
-        + (f" (first {args.questions} of each set)" if args.questions else "")
-        + f". The features re-ranker orders the fused top 40; the LLM reads its first passages of distinct pages "
-        f"and they are re-ordered by features score (min-max over them) + weight × log P(question | passage) "
-        f"(nats). Top 5 after the per-page cap. Machine: {machine()}. Time per question (p50, reading "
-        f"{max(DEPTHS)} passages): {p50:.2f} s.",
-        "",
-        "Cells: hit@1 / hit@5 / MRR.",
-        "",
-        "| re-ranker | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-
-    def cell(m):
-        return f"{m['hit@1']:.3f} / {m['hit@5']:.3f} / {m['mrr']:.3f}"
-
-    lines.append("| features (the default), searched | " + " | ".join(cell(features[c]) for c in columns) + " |")
-    real = {c: score([r["rank"] for r in data[c]]) for c in columns}
-    lines.append(f"| llm, depth {max(DEPTHS)}, weight {default.weight}, searched | "
-                 + " | ".join(cell(real[c]) for c in columns) + " |")
-    for d in DEPTHS:
-        for w in WEIGHTS[1:]:
-            mark = " **(chosen)**" if (d, w) == chosen else ""
-            lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
-    lines += [
-        "",
-        "Two-fold cross-validation: (depth, weight) chosen on one half of every set's library questions "
-        "(every other question), measured on the other half; hit@1 / hit@5 / MRR, held-out half:",
-        "",
-        "| held-out fold | chosen on the other half | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
-    for f, (d, w) in folds:
-        held = {c: [r for i, r in enumerate(data[c]) if i % 2 == f] for c in columns}
-        lines.append(f"| {f + 1} | features alone | " + " | ".join(cell(metrics(held[c], 1, 0.0)) for c in columns) + " |")
-        lines.append(f"| {f + 1} | depth {d}, weight {w} | " + " | ".join(cell(metrics(held[c], d, w)) for c in columns) + " |")
-    text = "\n".join(lines) + "\n"
-    stem = f"rerank_llm_{args.tag}" if args.tag else "rerank_llm"
-    (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"model": name, "chosen": chosen, "folds": folds, "p50_s": p50,
-         "data": {f"{s}/{n}": rows for (s, n), rows in data.items()}}, indent=None))
-    print(text)
+    write_report(data, features, llm_cfg.model, args, default.weight)
 
 
 if __name__ == "__main__":

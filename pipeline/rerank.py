@@ -229,7 +229,7 @@ def _cross_encoder(cfg) -> Reranker:
 def _llm(cfg) -> Reranker:
     from pipeline.rerank_models import LLMReranker
 
-    return LLMReranker.from_config(cfg)
+    return LLMReranker.from_config(cfg, _features(cfg))
 
 
 register_reranker("none", lambda cfg: NoRerank())

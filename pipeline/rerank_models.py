@@ -79,9 +79,9 @@ class LLMReranker(Reranker):
         self.max_passage_tokens = max_passage_tokens
 
     @classmethod
-    def from_config(cls, cfg, llm=None) -> "LLMReranker":
-        from pipeline.rerank import load_reranker
-
+    def from_config(cls, cfg, features: Reranker, llm=None) -> "LLMReranker":
+        """``features``: the configured features re-ranker (built by the registry, which imports
+        this module)."""
         if llm is None:
             if cfg.llm.backend != "transformers":
                 raise ConfigError("retrieval.rerank.method llm scores passages with a local model's token "
@@ -89,7 +89,7 @@ class LLMReranker(Reranker):
             from pipeline.llm import load_model
 
             llm = load_model(cfg)
-        return cls(llm, load_reranker(cfg, "features"))
+        return cls(llm, features)
 
     def loglik(self, query: str, hit) -> float:
         """log P(query | passage) under the LLM, in nats."""
