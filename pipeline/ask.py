@@ -20,7 +20,6 @@ from pipeline.packing import DoesNotFit, fit_prompt
 from pipeline.prompting import PromptSet, detect_language
 from syllabus_common.timefmt import span as time_span
 
-_TIME_ONLY = re.compile(r"\d{1,2}(?::\d{2}){1,2}\s*[–-]\s*\d{1,2}(?::\d{2}){1,2}")
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 
 
@@ -56,7 +55,9 @@ class Citation:
         """The section's own title; empty when it is only a time window ("00:00–01:02"), which
         ``where`` already says."""
         last = self.section.split(" > ")[-1] if self.section else ""
-        return "" if _TIME_ONLY.fullmatch(last.strip()) else last
+        from syllabus_common.timefmt import is_window
+
+        return "" if is_window(last) else last
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def clock(seconds: float, force_hours: bool = False) -> str:
     total = max(0, int(seconds))
@@ -20,3 +22,12 @@ def span(start: float | None, end: float | None) -> str:
 def duration(seconds: float) -> str:
     """A length of audio for messages: "0.5 s", "7.2 s", "63 s" (never "0 s" for a short clip)."""
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+_WINDOW = re.compile(r"\d{1,2}(?::\d{2}){1,2}\s*[–-]\s*\d{1,2}(?::\d{2}){1,2}")
+
+
+def is_window(text: str) -> bool:
+    """Whether ``text`` is only a time window ("00:00–01:02"): the name a recording's section
+    gets when it has no title of its own, which the passage's place already says."""
+    return _WINDOW.fullmatch(text.strip()) is not None

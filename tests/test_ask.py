@@ -129,4 +129,7 @@ def test_transcript_passages_cite_times_and_citation_numbers_parse():
                       section="00:00–01:02", time="00:00–01:01", text="Adam takes 16 bytes.", similarity=0.4)
     assert format_passage(window).splitlines()[0] == "[1] lecture, 00:00–01:01"  # a time-window section is not repeated
     assert window.heading == "" and lecture.heading == "KV cache"
+    from syllabus_common.timefmt import is_window
+
+    assert is_window("1:02:03 - 1:05:00") and not is_window("Week 2, 00:00–01:02")
     assert cited_numbers("As shown [1], and again [2, 3]; not [x] or [12a] [4;5].") == {1, 2, 3, 4, 5}
