@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=0, help="only the first N questions of each set")
     ap.add_argument("--model", help="llm.model for this run: a .gguf file or a model folder")
     ap.add_argument("--tag", help="results go to rerank_llm_<tag>.md")
+    ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
     args = ap.parse_args()
     DEPTHS = tuple(d for d in DEPTHS if d < args.read) + (args.read,)
@@ -176,7 +177,7 @@ def main() -> None:
             self._features = dict(zip(map(id, hits), self.features.scores(query, hits)))
             return super().scores(query, hits)
 
-    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS))
+    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS), with_section=not args.no_section)
     default = LLMReranker(llm, reranker.features)
     reranker.weight = default.weight
     register_reranker("llm-measured", lambda c: reranker, replace=True)

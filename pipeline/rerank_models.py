@@ -17,7 +17,7 @@ from pipeline.rerank_base import Reranker, fused_scores
 log = logging.getLogger(__name__)
 
 # The question the LLM is asked to write for a passage; its likelihood is the passage's score.
-_PROMPT = "Passage ({section}):\n{text}\n\nWrite a question that this passage answers."
+_PROMPT = "{head}\n{text}\n\nWrite a question that this passage answers."
 
 class CrossEncoderReranker(Reranker):
     """A sentence-transformers CrossEncoder (local folder, or hub id in the HF cache when offline)."""
@@ -71,8 +71,10 @@ class LLMReranker(Reranker):
 
     name = "llm"
 
-    def __init__(self, llm, features: Reranker, depth: int = 15, weight: float = 0.05, max_passage_tokens: int = 400):
+    def __init__(self, llm, features: Reranker, depth: int = 15, weight: float = 0.05, max_passage_tokens: int = 400,
+                 with_section: bool = True):
         self.llm = llm
+        self.with_section = with_section  # the section path in the prompt (eval/rerank_llm.py --no-section)
         self.features = features
         self.depth = depth
         self.weight = weight
@@ -97,7 +99,8 @@ class LLMReranker(Reranker):
         n = self.llm.count_tokens(text)
         if n > self.max_passage_tokens:  # a long chunk (chunk size is configurable): its start
             text = text[: len(text) * self.max_passage_tokens // n]
-        prompt = _PROMPT.format(section=hit.section or getattr(hit, "title", "") or "", text=text)
+        head = f"Passage ({hit.section or getattr(hit, 'title', '') or ''}):" if self.with_section else "Passage:"
+        prompt = _PROMPT.format(head=head, text=text)
         return self.llm.reply_logprob([{"role": "user", "content": prompt}], query.strip())
 
     def scores(self, query: str, hits: Sequence) -> list[float]:
