@@ -54,10 +54,9 @@ class Citation:
     def heading(self) -> str:
         """The section's own title; empty when it is only a time window ("00:00–01:02"), which
         ``where`` already says."""
-        last = self.section.split(" > ")[-1] if self.section else ""
-        from syllabus_common.timefmt import is_window
+        from syllabus_common.timefmt import own_heading
 
-        return "" if is_window(last) else last
+        return own_heading(self.section)
 
 
 @dataclass

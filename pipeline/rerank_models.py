@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # The question the LLM is asked to write for a passage; its likelihood is the passage's score.
 _PROMPT = "{head}\n{text}\n\nWrite a question that this passage answers."
 
+
 class CrossEncoderReranker(Reranker):
     """A sentence-transformers CrossEncoder (local folder, or hub id in the HF cache when offline)."""
 
@@ -74,11 +75,11 @@ class LLMReranker(Reranker):
     def __init__(self, llm, features: Reranker, depth: int = 15, weight: float = 0.05, max_passage_tokens: int = 400,
                  with_section: bool = True):
         self.llm = llm
-        self.with_section = with_section  # the section path in the prompt (eval/rerank_llm.py --no-section)
         self.features = features
         self.depth = depth
         self.weight = weight
         self.max_passage_tokens = max_passage_tokens
+        self.with_section = with_section  # the section path in the prompt (eval/rerank_llm.py --no-section)
 
     @classmethod
     def from_config(cls, cfg, features: Reranker, llm=None) -> "LLMReranker":

@@ -27,6 +27,13 @@ def duration(seconds: float) -> str:
 _WINDOW = re.compile(r"\d{1,2}(?::\d{2}){1,2}\s*[–-]\s*\d{1,2}(?::\d{2}){1,2}")
 
 
+def own_heading(section_path: str | None, sep: str = " > ") -> str:
+    """The last title of a section path; empty when it is only a time window, which a passage's
+    place (its mm:ss span) already says."""
+    last = section_path.split(sep)[-1].strip() if section_path else ""
+    return "" if is_window(last) else last
+
+
 def is_window(text: str) -> bool:
     """Whether ``text`` is only a time window ("00:00–01:02"): the name a recording's section
     gets when it has no title of its own, which the passage's place already says."""

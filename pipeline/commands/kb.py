@@ -131,7 +131,7 @@ def search(
     from rich.markup import escape
 
     from syllabus_common.errors import ConfigError
-    from syllabus_common.timefmt import is_window
+    from syllabus_common.timefmt import own_heading
     from pipeline.ui import STATE, emit_json, out
     from pipeline.api import KnowledgeBase
 
@@ -155,7 +155,7 @@ def search(
     for rank, h in enumerate(hits, 1):
         where = h.where
         head = f"[bold]{rank}. {escape(h.title)}[/]" + (f" · {where}" if where else "")
-        if h.section and not is_window(h.section.split(" > ")[-1]):  # a time window: `where` says it
+        if own_heading(h.section):  # not a bare time window: `where` says that
             head += f" · [italic]{escape(h.section)}[/]"
         head += f"  [dim]score {h.score:.4f}[/]"
         out.print(head, highlight=False)

@@ -87,7 +87,9 @@ def share_llm(kb, llm) -> None:
         from pipeline.rerank import load_reranker
         from pipeline.rerank_models import LLMReranker
 
-        kb.__dict__.setdefault("_rerankers", {}).setdefault("llm", LLMReranker(llm, load_reranker(kb.cfg, "features")))
+        cache = kb.__dict__.setdefault("_rerankers", {})
+        if "llm" not in cache:
+            cache["llm"] = LLMReranker.from_config(kb.cfg, load_reranker(kb.cfg, "features"), llm=llm)
 
 
 def _scope(kb, query: str, docs: list[str] | None) -> tuple[list[int] | None, str]:

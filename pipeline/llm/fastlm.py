@@ -226,10 +226,10 @@ class FastDecoder:
             gu = layer.gate_up(h)  # (T, 2 I), in the kernel's dtype
             x.add_(layer.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :]))
         self.tokens.extend(ids)
+        h = F.rms_norm(x if every else x[-1:], (self.hidden,), self.norm, self.eps)
         if every:  # row by row: torch's int8 matmul kernel segfaults on 4+ rows of the 49k-row int8 head
-            h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
             return torch.cat([self.head(h[i : i + 1]).float() for i in range(T)])
-        return self.head(F.rms_norm(x[-1:], (self.hidden,), self.norm, self.eps))[0].float()
+        return self.head(h)[0].float()
 
     def prefill(self, ids: list[int], chunk: int = 1024) -> torch.Tensor:
         """Logits after ``ids`` from an empty cache; long prompts go in chunks (bounded activations).
