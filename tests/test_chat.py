@@ -11,7 +11,7 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "eval"))
-from ptyio import first_byte_after, read_until  # noqa: E402  (shared with the startup bench)
+from ptyio import read_until, read_while  # noqa: E402  (shared with the startup bench)
 from test_ask import topic_kb  # noqa: F401  (the fixture: the topic book in a KB)
 from test_llm_support import TEST_MAX_NEW, FakeLLM, cache_env, fake_backend, llm_config
 
@@ -108,16 +108,18 @@ def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path
         assert read_until(main, b"[1] A Book of Small Facts", seen, 30), seen.decode(errors="replace")
         assert read_until(main, b"\n> ", seen, 30)
         del seen[:]
-        # An answer can end before the signal lands (the model may stop early), so up to three questions
-        # are asked; the Ctrl-C must stop one of them and leave the session at its prompt.
-        for question in (b"and how far do they fly?", b"and what do they eat?", b"and where do they live?"):
+        # Ctrl-C once the evidence is on screen: the model is writing then. A short answer can still end
+        # before the signal lands, so the question is asked up to three times; the Ctrl-C must stop one
+        # of them and leave the session at its prompt, ready for the next.
+        for question in (BEES.encode(),) * 3:
             del seen[:]
             os.write(main, question + b"\n")
-            assert read_until(main, question[-4:] + b"\r\n", seen, 30)  # the terminal's echo
-            start = len(seen)
-            assert first_byte_after(main, seen, start, 300)  # the answer is streaming now
+            assert read_until(main, b"Evidence:", seen, 300), seen.decode(errors="replace")[-2000:]
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
-            assert read_until(main, b"\n> ", seen, 120), seen.decode(errors="replace")[-2000:]
+            assert read_while(main, seen, lambda: b"(stopped)" not in seen and b"Sources" not in seen, 300), \
+                seen.decode(errors="replace")[-2000:]
+            end = seen.find(b"(stopped)") if b"(stopped)" in seen else seen.find(b"Sources")
+            assert read_while(main, seen, lambda: b"\n> " not in seen[end:], 120), seen.decode(errors="replace")[-2000:]
             if b"(stopped)" in seen:
                 break
         assert b"(stopped)" in seen, seen.decode(errors="replace")[-2000:]

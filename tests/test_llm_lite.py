@@ -95,6 +95,70 @@ def test_background_weights_wait_and_fail_like_a_direct_load():
             llm.stream([{"role": "user", "content": "Hi"}], GenerationOptions(max_new_tokens=2)).text()
 
 
+def test_a_ctrl_c_while_waiting_for_the_weights_leaves_them_loading():
+    """Ctrl-C during the first question of `chat` lands while the weights still load; the next
+    question must get them, not a model without weights."""
+    import signal
+    import threading
+
+    from pipeline.llm.hf import TransformersLLM
+    from pipeline.llm.lite import LiteTokenizer
+
+    llm = TransformersLLM(LiteTokenizer(converted_folder()), None, None, "slow", "cpu", "auto", 512)
+    release = threading.Event()
+    weights = dict(model=None, fast="the decoder", device="cpu", precision="int4")
+
+    def build():
+        release.wait(30)
+        return weights
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    llm.load_weights(build, background=True)
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            llm.fast  # waits for the load, interrupted
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    release.set()
+    assert llm.fast == "the decoder" and llm.precision == "int4"
+
+
+def test_a_ctrl_c_in_the_reader_of_a_stream_lets_go_of_the_model():
+    """Ctrl-C can land in the code reading a stream, between two deltas, while the backend's generator
+    waits with the model's lock held; the stream must release it at once, not when the garbage
+    collector finds the generator (`chat` asks the next question with the same model)."""
+    import threading
+
+    from pipeline.llm.base import stream_with_stats
+
+    lock, ended = threading.Lock(), []
+
+    def produce(stats):
+        with lock:
+            try:
+                yield from ("one ", "two ", "three")
+            finally:
+                ended.append(True)
+
+    class Interrupted(list):
+        def append(self, item):
+            super().append(item)
+            if len(self) == 2:
+                raise KeyboardInterrupt  # as if the signal landed in the reader
+
+    stream = stream_with_stats(produce)
+    stream._text = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        stream.text()
+    assert ended and not lock.locked()  # `stream` is still referenced: only closing it releases the lock
+    assert stream.stats.seconds > 0
+
+
 def test_the_bundled_model_answers_without_importing_transformers(tmp_path):
     """The cold path (weights loaded in the background, no transformers) computes the same model: its
     first-step logits match the in-process model's. Texts are not compared: this prompt's first token

@@ -67,9 +67,14 @@ class TextStream:
         return delta
 
     def text(self) -> str:
-        """Consume the rest and return the whole text."""
-        for _ in self:
-            pass
+        """Consume the rest and return the whole text. An exception on the way (Ctrl-C) closes the
+        stream, so the backend lets go of its model at once, not when the garbage collector finds it."""
+        try:
+            for _ in self:
+                pass
+        except BaseException:
+            self.close()
+            raise
         return "".join(self._text)
 
     def close(self) -> None:
@@ -139,12 +144,14 @@ def stream_with_stats(produce: Callable[[GenerationStats], Iterator[str]]) -> Te
     started = time.perf_counter()
 
     def run() -> Iterator[str]:
+        deltas = produce(stats)
         try:
-            for delta in produce(stats):
+            for delta in deltas:
                 if stats.first_token_s is None and delta:
                     stats.first_token_s = time.perf_counter() - started
                 yield delta
         finally:
+            deltas.close()  # closing this stream closes the backend's generator (its lock, its worker)
             stats.seconds = time.perf_counter() - started
 
     return TextStream(run(), stats)

@@ -73,19 +73,24 @@ class TransformersLLM(LLM):
         background thread; everything that needs them waits for them (:meth:`_weights`). The
         tokenizer, template and context are usable meanwhile (count tokens, pack a prompt)."""
         box: dict = {}
+        done = threading.Event()
 
         def run() -> None:
             try:
                 box["weights"] = build()
             except BaseException as exc:  # raised to whoever waits for the weights
                 box["error"] = exc
+            finally:
+                done.set()
 
         if not background:
             run()
             self._settle(box)
             return
-        self._pending = (threading.Thread(target=run, name="llm-weights", daemon=True), box)
-        self._pending[0].start()
+        # Waiting is on the event, not Thread.join: a join that Ctrl-C interrupts can later return
+        # before the thread ends (CPython < 3.13), an event wait cannot.
+        self._pending = (done, box)
+        threading.Thread(target=run, name="llm-weights", daemon=True).start()
 
     def _settle(self, box: dict) -> None:
         if "error" in box:
@@ -96,10 +101,11 @@ class TransformersLLM(LLM):
 
     def _weights(self) -> None:
         with self._settling:
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                pending[0].join()
-                self._settle(pending[1])
+            if self._pending is not None:
+                done, box = self._pending
+                done.wait()  # a Ctrl-C here leaves the load pending: the next use waits for it again
+                self._pending = None
+                self._settle(box)
             elif self._failed is not None:
                 raise self._failed
 
