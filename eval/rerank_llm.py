@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--model", help="llm.model for this run: a .gguf file or a model folder")
     ap.add_argument("--tag", help="results go to rerank_llm_<tag>.md")
     ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
+    ap.add_argument("--with-title", action="store_true", help="put the document's title in the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
     args = ap.parse_args()
     DEPTHS = tuple(d for d in DEPTHS if d < args.read) + (args.read,)
@@ -177,13 +178,17 @@ def main() -> None:
             self._features = dict(zip(map(id, hits), self.features.scores(query, hits)))
             return super().scores(query, hits)
 
-    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS), with_section=not args.no_section)
+    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS), with_section=not args.no_section,
+                         with_title=args.with_title)
     default = LLMReranker(llm, reranker.features)
     reranker.weight = default.weight
     register_reranker("llm-measured", lambda c: reranker, replace=True)
     data, features = {}, {}
     try:
         for (setting, name), kb in sorted(kbs.items()):
+            from pipeline.scope import title_page_names
+
+            reranker.titles = title_page_names(kb.catalog)
             questions = load_questions(QUESTIONS / SETS[name][0])[: args.questions or None]
             book = SETS[name][1]
             features[(setting, name)] = score([first_hit_rank(kb.search(q["question"], k=5), set(q["pages"]), book)

@@ -123,7 +123,11 @@ def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path
             if b"(stopped)" in seen:
                 break
         assert b"(stopped)" in seen, seen.decode(errors="replace")[-2000:]
-        assert proc.poll() is None  # the session goes on
+        assert proc.poll() is None  # the session goes on, and the stopped model answers again
+        del seen[:]
+        os.write(main, (BEES + "\n").encode())
+        assert read_until(main, b"Sources", seen, 300), seen.decode(errors="replace")[-2000:]
+        assert read_until(main, b"\n> ", seen, 60)
         os.write(main, b"/quit\n")
         assert proc.wait(timeout=60) == 0
     finally:
