@@ -88,7 +88,7 @@ class TransformersLLM(LLM):
             self._settle(box)
             return
         # Waiting is on the event, not Thread.join: a join that Ctrl-C interrupts can later return
-        # before the thread ends (CPython < 3.13), an event wait cannot.
+        # before the thread ends (seen on CPython 3.11: the next use found no weights), an event wait cannot.
         self._pending = (done, box)
         threading.Thread(target=run, name="llm-weights", daemon=True).start()
 
