@@ -158,6 +158,7 @@ def main() -> None:
     from pipeline.llm import context_for, load_llm
     from pipeline.rerank import load_reranker, register_reranker, unregister_reranker
     from pipeline.rerank_models import LLMReranker
+    from pipeline.scope import title_page_names
 
     kbs = open_kbs(args.settings, list(SETS), fresh=False)
     cfg = next(iter(kbs.values())).cfg
@@ -168,6 +169,12 @@ def main() -> None:
         """The real re-ranker, reading max(DEPTHS) passages at the default weight, keeping what it read."""
 
         record: list
+        titles: dict = {}  # doc id → the title on its title page (--with-title)
+
+        def heading(self, hit):
+            head = super().heading(hit)
+            name = (self.titles.get(hit.doc_id) or getattr(hit, "title", "")) if args.with_title else ""
+            return head.replace("Passage", f'Passage from "{name}"', 1) if name else head
 
         def loglik(self, query, hit):
             value = super().loglik(query, hit)
@@ -178,16 +185,13 @@ def main() -> None:
             self._features = dict(zip(map(id, hits), self.features.scores(query, hits)))
             return super().scores(query, hits)
 
-    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS), with_section=not args.no_section,
-                         with_title=args.with_title)
+    reranker = Recording(llm, load_reranker(cfg, "features"), depth=max(DEPTHS), with_section=not args.no_section)
     default = LLMReranker(llm, reranker.features)
     reranker.weight = default.weight
     register_reranker("llm-measured", lambda c: reranker, replace=True)
     data, features = {}, {}
     try:
         for (setting, name), kb in sorted(kbs.items()):
-            from pipeline.scope import title_page_names
-
             reranker.titles = title_page_names(kb.catalog)
             questions = load_questions(QUESTIONS / SETS[name][0])[: args.questions or None]
             book = SETS[name][1]

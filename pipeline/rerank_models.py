@@ -73,15 +73,13 @@ class LLMReranker(Reranker):
     name = "llm"
 
     def __init__(self, llm, features: Reranker, depth: int = 15, weight: float = 0.05, max_passage_tokens: int = 400,
-                 with_section: bool = True, with_title: bool = False):
+                 with_section: bool = True):
         self.llm = llm
         self.features = features
         self.depth = depth
         self.weight = weight
         self.max_passage_tokens = max_passage_tokens
         self.with_section = with_section  # the section path in the prompt (eval/rerank_llm.py --no-section)
-        self.with_title = with_title  # the document's title too (eval/rerank_llm.py --with-title)
-        self.titles: dict[int, str] = {}  # doc id → the title on its title page, where known
 
     @classmethod
     def from_config(cls, cfg, features: Reranker, llm=None) -> "LLMReranker":
@@ -96,16 +94,17 @@ class LLMReranker(Reranker):
             llm = load_model(cfg)
         return cls(llm, features)
 
+    def heading(self, hit) -> str:
+        """The line above the passage in the prompt (eval/rerank_llm.py measures variants of it)."""
+        return f"Passage ({hit.section or getattr(hit, 'title', '') or ''}):" if self.with_section else "Passage:"
+
     def loglik(self, query: str, hit) -> float:
         """log P(query | passage) under the LLM, in nats."""
         text = hit.text
         n = self.llm.count_tokens(text)
         if n > self.max_passage_tokens:  # a long chunk (chunk size is configurable): its start
             text = text[: len(text) * self.max_passage_tokens // n]
-        head = f"({hit.section or getattr(hit, 'title', '') or ''})" if self.with_section else ""
-        name = self.titles.get(hit.doc_id) or getattr(hit, "title", "") if self.with_title else ""
-        head = " ".join(filter(None, ["Passage", f'from "{name}"' if name else "", head])) + ":"
-        prompt = _PROMPT.format(head=head, text=text)
+        prompt = _PROMPT.format(head=self.heading(hit), text=text)
         return self.llm.reply_logprob([{"role": "user", "content": prompt}], query.strip())
 
     def scores(self, query: str, hits: Sequence) -> list[float]:
