@@ -36,7 +36,7 @@ def _is_gold(hit, book: str, pages: set[int]) -> bool:
             and any(hit.page_start <= p <= (hit.page_end or hit.page_start) for p in pages))
 
 
-def collect(kb, questions, book, reranker, k=5) -> list[dict]:
+def collect(kb, questions, book, reranker, k=5, on_row=None) -> list[dict]:
     """Per question: the real search's rank of the first gold hit and its time, and every passage
     the LLM read (features score, log-likelihood, gold) with the passages after them."""
     rows = []
@@ -53,6 +53,8 @@ def collect(kb, questions, book, reranker, k=5) -> list[dict]:
                      for h in hits if id(h) in read],
             "after": [_is_gold(h, book, gold) for h in hits if id(h) not in read],
         })
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 
@@ -76,8 +78,10 @@ def metrics(rows: list[dict], depth: int, weight: float, k: int = 5) -> dict:
 
 
 def choose(data: dict, keep) -> tuple[int, float]:
-    """(depth, weight) with the largest smallest library hit@1 gain over the sets; ties: mean MRR gain."""
-    lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (setting, name), rows in data.items() if setting == "library"}
+    """(depth, weight) with the largest smallest library hit@1 gain over the sets (the single-book
+    columns when a run has no library); ties: mean MRR gain."""
+    setting = "library" if any(s == "library" for s, _ in data) else "single"
+    lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (s, name), rows in data.items() if s == setting}
     base = {name: metrics(rows, 1, 0.0) for name, rows in lib.items()}
 
     def key(choice):
@@ -103,7 +107,7 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
         + f". The features re-ranker orders the fused top 40; the LLM reads its first passages of distinct pages "
         f"and they are re-ordered by features score (min-max over them) + weight × log P(question | passage) "
         f"(nats). Top 5 after the per-page cap. Machine: {machine()}. Time per question (p50, reading "
-        f"{max(DEPTHS)} passages): {p50:.2f} s.",
+        f"{max(DEPTHS)} passages): {p50:.2f} s. Precision: {args.precision or 'llm.precision of config.yaml'}.",
         "",
         "Cells: hit@1 / hit@5 / MRR.",
         "",
@@ -138,7 +142,7 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
     stem = f"rerank_llm_{args.tag}" if args.tag else "rerank_llm"
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"model": name, "chosen": chosen, "folds": folds, "p50_s": p50,
+        {"model": name, "precision": args.precision or "config", "chosen": chosen, "folds": folds, "p50_s": p50,
          "data": {f"{s}/{n}": rows for (s, n), rows in data.items()}}, indent=None))
     print(text)
 
@@ -147,9 +151,11 @@ def main() -> None:
     global DEPTHS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--settings", nargs="+", choices=["single", "library"], default=["single", "library"])
+    ap.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="question sets")
     ap.add_argument("--questions", type=int, default=0, help="only the first N questions of each set")
     ap.add_argument("--model", help="llm.model for this run: a .gguf file or a model folder")
     ap.add_argument("--tag", help="results go to rerank_llm_<tag>.md")
+    ap.add_argument("--precision", help="llm.precision for this run (bf16 prefills a large GGUF model ~3x faster than int4)")
     ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
     ap.add_argument("--with-title", action="store_true", help="put the document's title in the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
@@ -160,9 +166,13 @@ def main() -> None:
     from pipeline.rerank_models import LLMReranker
     from pipeline.scope import title_page_names
 
-    kbs = open_kbs(args.settings, list(SETS), fresh=False)
+    kbs = open_kbs(args.settings, args.sets, fresh=False)
     cfg = next(iter(kbs.values())).cfg
-    llm_cfg = cfg.llm.model_copy(update={"model": args.model}) if args.model else cfg.llm
+    update = {"model": args.model} if args.model else {}
+    if args.precision:
+        update["precision"] = args.precision
+    llm_cfg = cfg.llm.model_copy(update=update)
+    partial = RESULTS / f"rerank_llm_{args.tag or 'run'}.partial.json"  # rows so far: a long run is not lost
     llm = load_llm(llm_cfg, context_for(cfg))
 
     class Recording(LLMReranker):
@@ -197,12 +207,17 @@ def main() -> None:
             book = SETS[name][1]
             features[(setting, name)] = score([first_hit_rank(kb.search(q["question"], k=5), set(q["pages"]), book)
                                                for q in questions])
-            data[(setting, name)] = collect(kb, questions, book, reranker)
+            def save(rows, key=f"{setting}/{name}"):
+                done = {f"{s}/{n}": r for (s, n), r in data.items()} | {key: rows}
+                partial.write_text(json.dumps({"model": llm_cfg.model, "data": done}))
+
+            data[(setting, name)] = collect(kb, questions, book, reranker, on_row=save)
             print(f"{setting}/{name}: {len(questions)} questions", flush=True)
     finally:
         unregister_reranker("llm-measured")
 
     write_report(data, features, llm_cfg.model, args, default.weight)
+    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ class LLMReranker(Reranker):
             from pipeline.llm import load_model
 
             llm = load_model(cfg)
-        return cls(llm, features)
+        r = cfg.retrieval.rerank
+        return cls(llm, features, depth=r.llm_passages, weight=r.llm_weight)
 
     def heading(self, hit) -> str:
         """The line above the passage in the prompt (eval/rerank_llm.py measures variants of it)."""

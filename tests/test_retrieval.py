@@ -199,3 +199,21 @@ def test_llm_reranker_reads_the_first_pages_and_adds_their_question_likelihood(k
         assert best[0].page_start == 4 and best[0].rerank_score is not None  # the waggle-dance page
     finally:
         unregister_reranker("llm-test")
+
+
+def test_the_llm_rerankers_passages_and_weight_come_from_the_config(cfg):
+    """retrieval.rerank.llm_passages / llm_weight set how many passages the model reads and the
+    weight of its log-likelihood (the measured choice differs by model); nonsense is refused."""
+    from pipeline.config import RerankConfig
+    from pipeline.rerank_models import LLMReranker
+
+    rerank = cfg.retrieval.rerank.model_copy(update={"llm_passages": 10, "llm_weight": 0.1})
+    tuned = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"rerank": rerank})})
+    made = LLMReranker.from_config(tuned, FeatureReranker(), llm=object())
+    assert (made.depth, made.weight) == (10, 0.1)
+    default = LLMReranker.from_config(cfg, FeatureReranker(), llm=object())
+    assert (default.depth, default.weight) == (15, 0.05)
+    base = cfg.retrieval.rerank.model_dump()
+    for bad in ({"llm_passages": 0}, {"llm_weight": -1.0}):
+        with pytest.raises(ValueError):
+            RerankConfig(**(base | bad))

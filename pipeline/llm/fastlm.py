@@ -227,8 +227,10 @@ class FastDecoder:
             x.add_(layer.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :]))
         self.tokens.extend(ids)
         h = F.rms_norm(x if every else x[-1:], (self.hidden,), self.norm, self.eps)
-        if every:  # row by row: torch's int8 matmul kernel segfaults on 4+ rows of the 49k-row int8 head
+        if every and isinstance(self.head, Int8Linear):  # row by row: torch's int8 kernel segfaults on 4+ rows of a 49k-row head
             return torch.cat([self.head(h[i : i + 1]).float() for i in range(T)])
+        if every:  # a dense head in one product: row by row would stream its weights once per row
+            return self.head(h).float()
         return self.head(h)[0].float()
 
     def prefill(self, ids: list[int], chunk: int = 1024) -> torch.Tensor:
