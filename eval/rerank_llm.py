@@ -95,6 +95,7 @@ def choose(data: dict, keep) -> tuple[int, float]:
 def write_report(data: dict, features: dict, model: str, args, weight: float) -> None:
     """The tables (searched rows, grid, cross-validation) to eval/results/rerank_llm[_tag].md, data to .json."""
     columns = sorted(data)
+    setting = "library" if any(s == "library" for s, _ in columns) else "single"  # what choose() chooses on
     chosen = choose(data, lambda i: True)
     folds = [(f, choose(data, lambda i, f=f: i % 2 != f)) for f in (0, 1)]
     name = Path(model).name
@@ -128,7 +129,7 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
             lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
     lines += [
         "",
-        "Two-fold cross-validation: (depth, weight) chosen on one half of every set's library questions "
+        f"Two-fold cross-validation: (depth, weight) chosen on one half of every set's {setting} questions "
         "(every other question), measured on the other half; hit@1 / hit@5 / MRR, held-out half:",
         "",
         "| held-out fold | chosen on the other half | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
