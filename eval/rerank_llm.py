@@ -77,10 +77,15 @@ def metrics(rows: list[dict], depth: int, weight: float, k: int = 5) -> dict:
     return score(ranks)
 
 
+def choice_setting(columns) -> str:
+    """The setting the choice is made on: the library, or the single book when a run has no library."""
+    return "library" if any(s == "library" for s, _ in columns) else "single"
+
+
 def choose(data: dict, keep) -> tuple[int, float]:
     """(depth, weight) with the largest smallest library hit@1 gain over the sets (the single-book
     columns when a run has no library); ties: mean MRR gain."""
-    setting = "library" if any(s == "library" for s, _ in data) else "single"
+    setting = choice_setting(data)
     lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (s, name), rows in data.items() if s == setting}
     base = {name: metrics(rows, 1, 0.0) for name, rows in lib.items()}
 
@@ -95,7 +100,7 @@ def choose(data: dict, keep) -> tuple[int, float]:
 def write_report(data: dict, features: dict, model: str, args, weight: float) -> None:
     """The tables (searched rows, grid, cross-validation) to eval/results/rerank_llm[_tag].md, data to .json."""
     columns = sorted(data)
-    setting = "library" if any(s == "library" for s, _ in columns) else "single"  # what choose() chooses on
+    setting = choice_setting(columns)
     chosen = choose(data, lambda i: True)
     folds = [(f, choose(data, lambda i, f=f: i % 2 != f)) for f in (0, 1)]
     name = Path(model).name
@@ -156,7 +161,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=0, help="only the first N questions of each set")
     ap.add_argument("--model", help="llm.model for this run: a .gguf file or a model folder")
     ap.add_argument("--tag", help="results go to rerank_llm_<tag>.md")
-    ap.add_argument("--precision", help="llm.precision for this run (bf16 prefills a large GGUF model ~3x faster than int4)")
+    ap.add_argument("--precision", help="llm.precision for this run (bf16 scores with a 1.5B GGUF model ~4x faster than its int4 on a CPU with bf16 units)")
     ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
     ap.add_argument("--with-title", action="store_true", help="put the document's title in the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")

@@ -67,8 +67,8 @@ class RerankConfig(_Strict):
     depth: int = Field(ge=1, le=1000)
     model: str | None = None
     weights: dict[str, float]  # features re-ranker: feature → weight (pipeline.rerank.FEATURES)
-    llm_passages: int = Field(default=15, ge=1, le=100)  # llm re-ranker: passages the model reads
-    llm_weight: float = Field(default=0.05, ge=0)  # llm re-ranker: weight per nat of log-likelihood
+    llm_passages: int = Field(ge=1, le=100)  # llm re-ranker: passages the model reads
+    llm_weight: float = Field(ge=0)  # llm re-ranker: weight per nat of log-likelihood
 
     @field_validator("weights")
     @classmethod

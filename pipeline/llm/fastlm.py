@@ -229,9 +229,8 @@ class FastDecoder:
         h = F.rms_norm(x if every else x[-1:], (self.hidden,), self.norm, self.eps)
         if every and isinstance(self.head, Int8Linear):  # row by row: torch's int8 kernel segfaults on 4+ rows of a 49k-row head
             return torch.cat([self.head(h[i : i + 1]).float() for i in range(T)])
-        if every:  # a dense head in one product: row by row would stream its weights once per row
-            return self.head(h).float()
-        return self.head(h)[0].float()
+        logits = self.head(h).float()  # every row in one product (a dense head streams its weights once)
+        return logits if every else logits[0]
 
     def prefill(self, ids: list[int], chunk: int = 1024) -> torch.Tensor:
         """Logits after ``ids`` from an empty cache; long prompts go in chunks (bounded activations).
