@@ -66,6 +66,58 @@ def test_packed_weights_give_the_decoder_built_from_the_model(tmp_path, monkeypa
     assert read.decode_weight_bytes == ref.decode_weight_bytes and read.weight_bytes == ref.weight_bytes
 
 
+def test_the_bf16_prompt_copy_is_kept_where_memory_allows_and_named_in_the_pack(tmp_path, monkeypatch):
+    import torch
+
+    from pipeline.llm import fastlm, quant
+    from pipeline.llm.lite import read_config
+    from pipeline.llm.packcache import load_decoder, pack_name
+
+    folder = converted_folder()
+    config = read_config(folder)
+    copy = fastlm.prefill_copy_bytes(config)
+    # SmolLM2-135M: 30 layers of (576 x 576 q/o, 2 x 576 x 192 k/v, 3 x 576 x 1536 MLP), and the
+    # 49152 x 576 head, in bf16.
+    assert copy == 2 * (30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 49152 * 576)
+    assert quant.prefill_copy_fits(copy, memory_bytes=4 * copy)
+    assert not quant.prefill_copy_fits(copy, memory_bytes=4 * copy - 1)
+    assert not quant.prefill_copy_fits(3 << 30, memory_bytes=8 << 30)  # a 1.5B model's copy on an 8 GB laptop
+    assert quant.prefill_copy_fits(3 << 30, memory_bytes=24 << 30)
+    if not quant.kernel_available("bf16"):
+        pytest.skip("this PyTorch build has no bf16 CPU kernel: no prompt copy is ever made")
+    assert not fastlm.wants_prefill_copy(config, "bf16", memory_bytes=1 << 40)  # dense layers need none
+    assert pack_name(folder, "int4", True) != pack_name(folder, "int4", False)
+
+    ids = list(range(300, 340))
+    decoders = {}
+    for memory in (1 << 40, copy):  # plenty of memory, then too little for the copy
+        monkeypatch.setattr(quant, "physical_memory_bytes", lambda m=memory: m)
+        decoders[memory] = load_decoder(folder, config, "int4", 64, (tmp_path,))
+    big, small = decoders[1 << 40], decoders[copy]
+    assert type(big.layers[0].qkv).__name__ == type(big.head).__name__ == "PrefillDenseLinear"
+    assert type(small.layers[0].qkv).__name__ == "Int4Linear" and type(small.head).__name__ == "Int8Linear"
+    assert big.weight_bytes - small.weight_bytes == copy
+    assert big.decode_weight_bytes == small.decode_weight_bytes  # decoding streams the same int weights
+    assert len(list((tmp_path / "models").glob("fastlm-int4-*.safetensors"))) == 2  # one pack per choice
+    # The copy holds the same weights: the prompt's logits agree with the int kernels' (int4 rounding).
+    a, b = big.prefill(ids), small.prefill(ids)
+    assert torch.argmax(a) == torch.argmax(b)
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.98
+    # Every position's logits (scoring a given text): the copy's head in one product, the int8 head row by row.
+    big.prefill(ids[:20])
+    small.prefill(ids[:20])
+    rows_big, rows_small = big.forward(ids[20:], every=True), small.forward(ids[20:], every=True)
+    assert rows_big.shape == rows_small.shape == (20, config.vocab_size)
+    assert (rows_big.argmax(-1) == rows_small.argmax(-1)).float().mean() >= 0.8
+    # Read back from its pack (the embedding table is the copy's head rows), it gives the same logits.
+    monkeypatch.setattr(quant, "physical_memory_bytes", lambda: 1 << 40)
+    monkeypatch.setattr(fastlm.FastDecoder, "from_weights", lambda *a, **k: pytest.fail("packed again"))
+    read = load_decoder(folder, config, "int4", 64, (tmp_path,))
+    assert read.embed is read.head.dense.weight
+    assert torch.equal(read.prefill(ids), big.prefill(ids))
+    assert read.weight_bytes == big.weight_bytes and read.decode_weight_bytes == big.decode_weight_bytes
+
+
 def test_a_damaged_packed_file_is_packed_again(tmp_path):
     from pipeline.llm.lite import read_config
     from pipeline.llm.packcache import load_decoder, pack_name

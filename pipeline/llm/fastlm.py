@@ -10,7 +10,8 @@ weights with:
   three ops, decode attention as two small batched matmuls (grouped-query heads share K and V);
 - weight-only int8/int4 or bf16 matrices (:mod:`pipeline.llm.quant`): decoding streams every weight
   once per token, so fewer bytes per weight is the main lever; prompts, which are bound by arithmetic
-  instead, run on a bf16 copy of the layers while that copy is small (under 1 GB).
+  instead, run on a bf16 copy of the layers where the machine's memory allows it
+  (:func:`wants_prefill_copy`).
 
 Logits match the transformers implementation to float rounding in fp32 (a test checks it). Models with
 anything this module does not implement (rope scaling, sliding windows, other activations) are
@@ -27,13 +28,36 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.llm.lite import ARCHITECTURES, unsupported  # noqa: F401  (lite: checked before torch loads)
-from pipeline.llm.quant import (PREFILL_COPY_MAX_BYTES, DenseLinear, Int8Linear, Linear, kernel_available, load_linear,
-                                make_linear, save_linear)
+from pipeline.llm.quant import (DenseLinear, Int8Linear, Linear, PrefillDenseLinear, kernel_available, load_linear,
+                                make_linear, prefill_copy_fits, save_linear)
+
+
+def prefill_copy_bytes(config) -> int:
+    """Bytes of a bf16 copy of every layer's matrices (q/k/v/o, gate/up/down) and of the output head
+    of a model with ``config``."""
+    hidden, inter = config.hidden_size, config.intermediate_size
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    per_layer = hidden * head_dim * (2 * heads + 2 * kv) + 3 * hidden * inter
+    return 2 * (per_layer * config.num_hidden_layers + config.vocab_size * hidden)
+
+
+def wants_prefill_copy(config, kind: str, memory_bytes: int | None = None) -> bool:
+    """int layers keep a bf16 copy for prompts when this CPU computes bf16 and the copy fits the
+    machine's memory (:func:`pipeline.llm.quant.prefill_copy_fits`)."""
+    return (kind in ("int4", "int8") and kernel_available("bf16")
+            and prefill_copy_fits(prefill_copy_bytes(config), memory_bytes))
 
 
 def _rope_theta(config) -> float:
     rope = getattr(config, "rope_parameters", None) or {}
     return float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def _mm(layer: Linear, x: torch.Tensor, dense: bool) -> torch.Tensor:
+    """``layer(x)``; with ``dense``, an int layer's bf16 prompt copy whatever the number of rows."""
+    return layer.dense(x) if dense and isinstance(layer, PrefillDenseLinear) else layer(x)
 
 
 class _Layer:
@@ -52,11 +76,13 @@ class FastDecoder:
         self._build(hf_model.config, hf_model.state_dict(), kind, max_len, tied)
 
     @classmethod
-    def from_weights(cls, config, weights: Mapping[str, torch.Tensor], kind: str, max_len: int) -> "FastDecoder":
+    def from_weights(cls, config, weights: Mapping[str, torch.Tensor], kind: str, max_len: int,
+                     prefill_copy: bool | None = None) -> "FastDecoder":
         """From a Llama-layout checkpoint's tensors (``model.layers.N.self_attn.q_proj.weight``, ...);
-        tied embeddings when the checkpoint has no ``lm_head.weight``."""
+        tied embeddings when the checkpoint has no ``lm_head.weight``. ``prefill_copy``: whether int
+        layers keep a bf16 copy for prompts (None: :func:`wants_prefill_copy`)."""
         decoder = cls.__new__(cls)
-        decoder._build(config, weights, kind, max_len, tied="lm_head.weight" not in weights)
+        decoder._build(config, weights, kind, max_len, tied="lm_head.weight" not in weights, prefill_copy=prefill_copy)
         return decoder
 
     def _shape(self, cfg, kind: str, max_len: int) -> None:
@@ -71,12 +97,13 @@ class FastDecoder:
         self.max_len = max_len
         self.q_size, self.kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
 
-    def _build(self, cfg, weights: Mapping[str, torch.Tensor], kind: str, max_len: int, tied: bool) -> None:
+    def _build(self, cfg, weights: Mapping[str, torch.Tensor], kind: str, max_len: int, tied: bool,
+               prefill_copy: bool | None = None) -> None:
         self._shape(cfg, kind, max_len)
         head_kind = "int8" if kind == "int4" else kind  # see quant.py: an int4 head costs accuracy
         scale = 1.0 / math.sqrt(self.head_dim)
-        n_params = sum(t.numel() for name, t in weights.items() if name.startswith("model.layers."))
-        dense_prefill = kind in ("int4", "int8") and n_params * 2 <= PREFILL_COPY_MAX_BYTES and kernel_available("bf16")
+        dense_prefill = wants_prefill_copy(cfg, kind) if prefill_copy is None else (
+            prefill_copy and kind in ("int4", "int8") and kernel_available("bf16"))
 
         def w(name: str) -> torch.Tensor:
             return weights[name].detach().float()
@@ -102,8 +129,11 @@ class FastDecoder:
                 self.layers.append(layer)
             self.norm = w("model.norm.weight").clone()
             embed = weights["model.embed_tokens.weight"]
-            self.head: Linear = make_linear(embed.detach().float() if tied else w("lm_head.weight"), None, head_kind)
-            if tied and isinstance(self.head, Int8Linear):
+            self.head: Linear = make_linear(embed.detach().float() if tied else w("lm_head.weight"), None, head_kind,
+                                            dense_prefill)
+            if tied and isinstance(self.head, PrefillDenseLinear):
+                self.embed = self.head.dense.weight  # the bf16 copy's rows serve as the embedding table
+            elif tied and isinstance(self.head, Int8Linear):
                 self.embed = None  # rows of the int8 head serve as the embedding table
             elif tied and isinstance(self.head, DenseLinear):
                 self.embed = self.head.weight
@@ -139,6 +169,8 @@ class FastDecoder:
             meta["embed"] = "head-rows"
         elif self.embed is getattr(self.head, "weight", None):
             meta["embed"] = "head-weight"
+        elif self.embed is getattr(getattr(self.head, "dense", None), "weight", None):
+            meta["embed"] = "head-dense-weight"
         else:
             meta["embed"], tensors["embed"] = "own", self.embed
         for i, layer in enumerate(self.layers):
@@ -160,15 +192,15 @@ class FastDecoder:
             decoder.layers.append(layer)
         decoder.norm = tensors["norm"]
         decoder.head = load_linear(meta["head"], "head", tensors)
-        decoder.embed = {"head-rows": None, "head-weight": getattr(decoder.head, "weight", None)}.get(
+        decoder.embed = {"head-rows": None, "head-weight": getattr(decoder.head, "weight", None),
+                         "head-dense-weight": getattr(getattr(decoder.head, "dense", None), "weight", None)}.get(
             meta["embed"], tensors.get("embed"))
         decoder._tables(config)
         return decoder
 
     @property
     def weight_bytes(self) -> int:
-        shared = self.embed is None or self.embed is getattr(self.head, "weight", None)
-        total = self.head.nbytes + (0 if shared else self.embed.numel() * self.embed.element_size())
+        total = self.head.nbytes + self._own_embed_bytes()
         for layer in self.layers:
             total += layer.qkv.nbytes + layer.o.nbytes + layer.gate_up.nbytes + layer.down.nbytes
         return total
@@ -176,11 +208,17 @@ class FastDecoder:
     @property
     def decode_weight_bytes(self) -> int:
         """Bytes streamed per generated token (the int layers, not their bf16 prompt copy)."""
-        shared = self.embed is None or self.embed is getattr(self.head, "weight", None)
-        total = self.head.nbytes + (0 if shared else self.embed.numel() * self.embed.element_size())
+        total = getattr(self.head, "decode", self.head).nbytes + self._own_embed_bytes()
         for layer in self.layers:
             total += sum(getattr(m, "decode", m).nbytes for m in (layer.qkv, layer.o, layer.gate_up, layer.down))
         return total
+
+    def _own_embed_bytes(self) -> int:
+        """The embedding table's bytes when it is not a view of the head's weights."""
+        if self.embed is None or any(self.embed is getattr(m, "weight", None)
+                                     for m in (self.head, getattr(self.head, "dense", None))):
+            return 0
+        return self.embed.numel() * self.embed.element_size()
 
     def reset(self) -> None:
         self.tokens = []
@@ -199,6 +237,9 @@ class FastDecoder:
         if n > self.max_len:
             raise ValueError(f"{n} tokens exceed the cache of {self.max_len}")
         H, KV, D = self.n_heads, self.n_kv, self.head_dim
+        # Scoring a given text runs on the bf16 copy whatever its length, like the prompt before it
+        # (a short text would otherwise take the int kernels: its score would shift with its length).
+        dense = every and T > 1
         x = self._embed(torch.tensor(ids, dtype=torch.long))  # (T, C)
         cos, sin = self.cos[p0:n, None], self.sin[p0:n, None]  # (T, 1, D)
         mask = None
@@ -206,7 +247,7 @@ class FastDecoder:
             mask = torch.ones(T, n, dtype=torch.bool).tril(diagonal=p0)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (self.hidden,), layer.ln1, self.eps)
-            qkv = layer.qkv(h).float()  # (T, (H + 2 KV) D)
+            qkv = _mm(layer.qkv, h, dense).float()  # (T, (H + 2 KV) D)
             qk = qkv[:, : self.q_size + self.kv_size].view(T, H + KV, D)
             qk = torch.addcmul(qk * cos, torch.roll(qk, D // 2, dims=-1), sin)  # RoPE on q and k at once
             self.k_cache[i, :, p0:n] = qk[:, H:].transpose(0, 1)
@@ -221,12 +262,14 @@ class FastDecoder:
                 att = F.scaled_dot_product_attention(
                     q[None], k[None], v[None], attn_mask=mask, is_causal=mask is None, scale=1.0, enable_gqa=KV != H,
                 )[0].transpose(0, 1).reshape(T, H * D)
-            x.add_(layer.o(att))  # int kernels return bf16; the residual stream stays fp32
+            x.add_(_mm(layer.o, att, dense))  # int kernels return bf16; the residual stream stays fp32
             h = F.rms_norm(x, (self.hidden,), layer.ln2, self.eps)
-            gu = layer.gate_up(h)  # (T, 2 I), in the kernel's dtype
-            x.add_(layer.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :]))
+            gu = _mm(layer.gate_up, h, dense)  # (T, 2 I), in the kernel's dtype
+            x.add_(_mm(layer.down, F.silu(gu[:, : self.inter]) * gu[:, self.inter :], dense))
         self.tokens.extend(ids)
         h = F.rms_norm(x if every else x[-1:], (self.hidden,), self.norm, self.eps)
+        if every and isinstance(self.head, PrefillDenseLinear):  # many rows: the bf16 copy, in one product
+            return self.head.dense(h).float()
         if every and isinstance(self.head, Int8Linear):  # row by row: torch's int8 kernel segfaults on 4+ rows of a 49k-row head
             return torch.cat([self.head(h[i : i + 1]).float() for i in range(T)])
         logits = self.head(h).float()  # every row in one product (a dense head streams its weights once)

@@ -16,21 +16,29 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-RECIPE = "fastlm-pack-v1"
+RECIPE = "fastlm-pack-v2"  # v2: the bf16 prompt copy covers the head too
 
 
 def source_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.safetensors")) + [Path(folder) / "config.json"]
 
 
-def pack_name(folder: Path, kind: str) -> str:
-    """File name of the packed weights: by the source's content and everything that shapes the pack."""
+def pack_name(folder: Path, kind: str, prefill_copy: bool | None = None) -> str:
+    """File name of the packed weights: by the source's content and everything that shapes the pack
+    (``prefill_copy``: whether it holds the int layers' bf16 prompt copy, which depends on the
+    machine's memory; None: decided here, as :func:`load_decoder` does)."""
     import torch
 
+    from pipeline.llm.fastlm import wants_prefill_copy
+    from pipeline.llm.lite import read_config
     from pipeline.llm.quant import kernel_available
     from syllabus_common.modelcache import content_key, read_marker
 
-    recipe = f"{RECIPE}|{kind}|bf16={kernel_available('bf16')}|torch={torch.__version__}|{platform.machine()}"
+    if prefill_copy is None:
+        prefill_copy = wants_prefill_copy(read_config(folder), kind)
+
+    recipe = (f"{RECIPE}|{kind}|bf16={kernel_available('bf16')}|torch={torch.__version__}|{platform.machine()}"
+              + ("|prefill-copy" if prefill_copy else ""))
     marker = read_marker(folder) or {}
     if len(marker.get("sha256", "")) == 64 and marker.get("recipe"):
         # A conversion we made: its source's hash and recipe name it (no need to hash 0.5 GB again).
@@ -57,10 +65,11 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from pipeline.llm.fastlm import FastDecoder
+    from pipeline.llm.fastlm import FastDecoder, wants_prefill_copy
     from syllabus_common.modelcache import cached_file, models_dir
 
-    name = pack_name(folder, kind)
+    prefill_copy = wants_prefill_copy(config, kind)
+    name = pack_name(folder, kind, prefill_copy)
     dirs = [Path(d) / "models" for d in cache_dirs] or [models_dir()]
     for base in dirs:
         path = base / name
@@ -73,7 +82,7 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
                 log.warning("packing again: %s is unreadable (%s)", path, exc)
                 if base == dirs[0]:
                     path.unlink(missing_ok=True)
-    decoder = FastDecoder.from_weights(config, _read_weights(folder), kind, max_len)
+    decoder = FastDecoder.from_weights(config, _read_weights(folder), kind, max_len, prefill_copy=prefill_copy)
     tensors, meta = decoder.packed()
     try:
         cached_file(dirs[0] / name, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -25,8 +25,31 @@ log = logging.getLogger(__name__)
 
 INT4_GROUP = 32  # values per scale/zero pair; the GGUF Q4_1 block size, so its grid is kept
 PREFILL_ROWS = 16  # prompt rows from which the bf16 copy beats the int kernels (crossover measured at 8-16)
-# Keep that bf16 copy only while it is small: it doubles the weights' memory (+269 MB for SmolLM2-135M).
-PREFILL_COPY_MAX_BYTES = 1 << 30
+# The bf16 copy costs memory beside the int weights (+269 MB for SmolLM2-135M, +2.6 GB for a 1.5B
+# model): it is kept when it takes at most this share of the machine's physical memory.
+PREFILL_COPY_RAM_SHARE = 0.25
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def prefill_copy_fits(copy_bytes: int, memory_bytes: int | None = None) -> bool:
+    """Whether a bf16 prompt copy of ``copy_bytes`` is worth its memory here (see PREFILL_COPY_RAM_SHARE).
+
+    Prompts dominate scoring (the LLM re-ranker reads ~300-token passages and writes nothing) and
+    long answers alike, and on a CPU with bf16 units the copy runs them ~4x faster than the int4
+    kernels (measured with Qwen2.5-Coder-1.5B: eval/results/rerank_llm_qwen1.5b-speed-*.md)."""
+    memory = physical_memory_bytes() if memory_bytes is None else memory_bytes
+    if not memory:
+        return copy_bytes <= 1 << 30  # unknown memory: only a small copy
+    return copy_bytes <= PREFILL_COPY_RAM_SHARE * memory
 
 
 class Linear:
