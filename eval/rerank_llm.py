@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, load_questions, machine  # noqa: E402
-from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs, score  # noqa: E402
+from retrieval_eval import QUESTIONS, SETS, TUNING_SETS, first_hit_rank, open_kbs, score  # noqa: E402
 
 DEPTHS = (5, 10, 15)
 WEIGHTS = (0.0, 0.025, 0.05, 0.1, 0.2)  # per nat of log-likelihood
@@ -82,11 +82,15 @@ def choice_setting(columns) -> str:
     return "library" if any(s == "library" for s, _ in columns) else "single"
 
 
-def choose(data: dict, keep) -> tuple[int, float]:
-    """(depth, weight) with the largest smallest library hit@1 gain over the sets (the single-book
-    columns when a run has no library); ties: mean MRR gain."""
+def choose(data: dict, keep) -> tuple[int, float] | None:
+    """(depth, weight) with the largest smallest library hit@1 gain over the tuning sets (the
+    single-book columns when a run has no library); ties: mean MRR gain. None when the run has no
+    tuning set (a held-out set chooses nothing)."""
     setting = choice_setting(data)
-    lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (s, name), rows in data.items() if s == setting}
+    lib = {name: [r for i, r in enumerate(rows) if keep(i)] for (s, name), rows in data.items()
+           if s == setting and name in TUNING_SETS}
+    if not lib:
+        return None
     base = {name: metrics(rows, 1, 0.0) for name, rows in lib.items()}
 
     def key(choice):
@@ -132,14 +136,21 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
         for w in WEIGHTS[1:]:
             mark = " **(chosen)**" if (d, w) == chosen else ""
             lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
+    held_out = [n for n in sorted({n for _, n in columns}) if n not in TUNING_SETS]
+    if held_out:
+        lines += ["", f"Choices are made on {', '.join(TUNING_SETS)} only; {', '.join(held_out)} is held out "
+                      "(written after the settings were chosen; it chooses nothing)."]
+    if chosen is None:
+        folds = []
+        lines += ["", "No tuning set in this run: nothing is chosen."]
     lines += [
         "",
-        f"Two-fold cross-validation: (depth, weight) chosen on one half of every set's {setting} questions "
+        f"Two-fold cross-validation: (depth, weight) chosen on one half of every tuning set's {setting} questions "
         "(every other question), measured on the other half; hit@1 / hit@5 / MRR, held-out half:",
         "",
         "| held-out fold | chosen on the other half | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |",
         "|---|---|" + "---|" * len(columns),
-    ]
+    ] if folds else []
     for f, (d, w) in folds:
         held = {c: [r for i, r in enumerate(data[c]) if i % 2 == f] for c in columns}
         lines.append(f"| {f + 1} | features alone | " + " | ".join(cell(metrics(held[c], 1, 0.0)) for c in columns) + " |")

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, load_questions, machine  # noqa: E402
-from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs  # noqa: E402
+from retrieval_eval import QUESTIONS, SETS, TUNING_SETS, first_hit_rank, open_kbs  # noqa: E402
 
 from pipeline.rerank import FEATURES, SIGN  # noqa: E402
 
@@ -124,14 +124,14 @@ def cross_validate(data: dict, library: list, previous: dict) -> list[str]:
 def main() -> None:
     from pipeline.rerank import DEFAULT_WEIGHTS
 
-    kbs = open_kbs(["single", "library"], list(SETS), fresh=False)
+    kbs = open_kbs(["single", "library"], list(TUNING_SETS), fresh=False)
     data = {key: collect(kb, load_questions(QUESTIONS / SETS[key[1]][0]), SETS[key[1]][1]) for key, kb in kbs.items()}
-    library = [("library", s) for s in SETS]
+    library = [("library", s) for s in TUNING_SETS]
     previous = DEFAULT_WEIGHTS | {"near": 0.0}
     best, gain = choose(data, library)
     near_only = {f: (previous[f],) for f in FEATURES} | {"near": GRID["near"]}
     # Generalisation check: weights chosen on one set alone, measured on the other.
-    crossed = {s: choose(data, [("library", s)])[0] for s in SETS}
+    crossed = {s: choose(data, [("library", s)])[0] for s in TUNING_SETS}
     rows = {"no re-ranking": dict.fromkeys(FEATURES, 0), "default": DEFAULT_WEIGHTS, "previous default": previous,
             "previous default + near chosen on both sets": choose(data, library, near_only)[0],
             "whole grid chosen (both sets)": best}
@@ -139,7 +139,7 @@ def main() -> None:
     for n in FEATURES:
         rows[f"{n} only"] = {m: (DEFAULT_WEIGHTS[m] if m == n else 0) for m in FEATURES}
         rows[f"default but {n}"] = {m: (0 if m == n else DEFAULT_WEIGHTS[m]) for m in FEATURES}
-    cols = [(s, q) for s in ("single", "library") for q in SETS]
+    cols = [(s, q) for s in ("single", "library") for q in TUNING_SETS]
     lines = [
         "# features re-ranker: weight grid, ablation and cross-validation",
         "",

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, load_questions, machine  # noqa: E402
-from retrieval_eval import QUESTIONS, SETS, first_hit_rank, open_kbs  # noqa: E402
+from retrieval_eval import QUESTIONS, SETS, TUNING_SETS, first_hit_rank, open_kbs  # noqa: E402
 
 from pipeline.kb.search import diversify  # noqa: E402
 from pipeline.rerank import DEFAULT_WEIGHTS, FEATURES, SIGN, FeatureReranker  # noqa: E402
@@ -163,7 +163,7 @@ def listwise(train: list[dict], l2: float = 0.01) -> np.ndarray:
 
 
 def main() -> None:
-    kbs = open_kbs(["single", "library"], list(SETS), fresh=False)
+    kbs = open_kbs(["single", "library"], list(TUNING_SETS), fresh=False)
     caps = None
     data, wide = {}, {}
     for key, kb in kbs.items():
