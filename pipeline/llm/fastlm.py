@@ -102,8 +102,7 @@ class FastDecoder:
         self._shape(cfg, kind, max_len)
         head_kind = "int8" if kind == "int4" else kind  # see quant.py: an int4 head costs accuracy
         scale = 1.0 / math.sqrt(self.head_dim)
-        dense_prefill = wants_prefill_copy(cfg, kind) if prefill_copy is None else (
-            prefill_copy and kind in ("int4", "int8") and kernel_available("bf16"))
+        dense_prefill = wants_prefill_copy(cfg, kind) if prefill_copy is None else prefill_copy
 
         def w(name: str) -> torch.Tensor:
             return weights[name].detach().float()
