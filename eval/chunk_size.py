@@ -7,7 +7,7 @@ overlap kept at 16% of the size as in the default (200 / 32). Every question set
 library and scoped to its own book (``--doc``, the *single* setting without a KB of its own: BM25's
 term statistics still come from the whole library), with hybrid search alone and with the default
 ``features`` re-ranker, whose weights were chosen at size 200. Writes eval/results/chunk_size.md and
-.json. Held-out sets (retrieval_eval.TUNING_SETS) are reported but not used to choose.
+.json. The script chooses nothing; the sets outside retrieval_eval.TUNING_SETS are marked held out.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LIBRARY, RESULTS, ROOT, build_kb, load_questions, machine, r_manual  # noqa: E402
-from retrieval_eval import QUESTIONS, SETS, TUNING_SETS, evaluate  # noqa: E402
+from common import LIBRARY, RESULTS, load_questions, machine, r_manual  # noqa: E402
+from retrieval_eval import QUESTIONS, SETS, TUNING_SETS, evaluate, open_kbs  # noqa: E402
 
 DEFAULT_SIZE = 200
 RETRIEVERS = {"rrf": ("hybrid RRF, no re-ranking", {"fusion": "rrf", "rerank": "none"}),
@@ -28,14 +28,11 @@ RETRIEVERS = {"rrf": ("hybrid RRF, no re-ranking", {"fusion": "rrf", "rerank": "
 
 
 def library_kb(size: int):
-    from pipeline.config import load_config
-
-    overlap = round(size * 0.16)
-    cfg = load_config(ROOT / "config.yaml", overrides={"chunking.size": size, "chunking.overlap": overlap})
-    kb = build_kb([r_manual(m) for m in LIBRARY], "kb-library" if size == DEFAULT_SIZE else f"kb-library-c{size}",
-                  cfg=cfg)
-    kb.rebuild_indexes()
-    return kb
+    """The library KB chunked at ``size`` tokens (overlap 16%), named ``kb-library-c<size>``; the
+    default size's is retrieval_eval.py's own."""
+    overrides = {"chunking.size": size, "chunking.overlap": round(size * 0.16)}
+    tag = "" if size == DEFAULT_SIZE else f"c{size}"
+    return next(iter(open_kbs(["library"], ["r-intro"], False, tag=tag, overrides=overrides).values()))
 
 
 def measure(kb, sets: list[str]) -> dict:

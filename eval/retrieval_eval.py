@@ -183,14 +183,17 @@ def check_questions(sets: list[str]) -> int:
     return failures
 
 
-def open_kbs(settings: list[str], sets: list[str], fresh: bool, embedding: str | None = None, tag: str = "") -> dict:
+def open_kbs(settings: list[str], sets: list[str], fresh: bool, embedding: str | None = None, tag: str = "",
+             overrides: dict | None = None) -> dict:
     """{(setting, set name): open KB}; a library KB is shared by all sets. ``embedding``: another
-    embedding model, its KBs named with ``-tag``."""
+    embedding model; ``overrides``: other config settings (dotted keys); KBs built with either are
+    named with ``-tag``."""
     cfg = None
-    if embedding:
+    overrides = {**(overrides or {}), **({"embedding.model": embedding} if embedding else {})}
+    if overrides:
         from pipeline.config import load_config
 
-        cfg = load_config(ROOT / "config.yaml", overrides={"embedding.model": embedding})
+        cfg = load_config(ROOT / "config.yaml", overrides=overrides)
     suffix = f"-{tag}" if tag else ""
     kbs, library = {}, None
     for name in sets:

@@ -5,7 +5,6 @@ this checks what can be checked without them."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,17 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "eval" / "questions"
 
 
-def _sets():
+def _eval():
+    """eval/retrieval_eval.py and the question loader of eval/common.py."""
     sys.path.insert(0, str(ROOT / "eval"))
     try:
+        import common
         import retrieval_eval
     finally:
         sys.path.remove(str(ROOT / "eval"))
-    return retrieval_eval.SETS, retrieval_eval.TUNING_SETS
+    return retrieval_eval, common.load_questions
 
 
 def test_every_question_file_is_an_evaluated_set_and_the_held_out_sets_are_not_tuned_on():
-    sets, tuning = _sets()
+    retrieval_eval, _load = _eval()
+    sets, tuning = retrieval_eval.SETS, retrieval_eval.TUNING_SETS
     files = {p.name for p in QUESTIONS.glob("*.jsonl")}
     assert files == {f for f, _book in sets.values()}
     assert set(tuning) < set(sets)  # at least one set is held out
@@ -34,7 +36,7 @@ def test_every_question_file_is_an_evaluated_set_and_the_held_out_sets_are_not_t
 
 @pytest.mark.parametrize("name", sorted(p.name for p in QUESTIONS.glob("*.jsonl")))
 def test_a_question_set_has_unique_ids_gold_pages_and_keywords(name):
-    rows = [json.loads(line) for line in (QUESTIONS / name).read_text().splitlines() if line.strip()]
+    rows = _eval()[1](QUESTIONS / name)
     assert len(rows) >= 40
     ids = [r["id"] for r in rows]
     assert len(set(ids)) == len(ids)
