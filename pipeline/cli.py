@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.main
 
 from syllabus_common.errors import SyllabusError
 from pipeline.commands import books as books_commands
@@ -86,6 +87,41 @@ def optional_values(argv: list[str]) -> list[str]:
     return out
 
 
+GLOBAL_VALUED, GLOBAL_FLAGS = ("--config", "-c", "--kb"), ("--quiet", "-q", "--verbose", "-v")
+
+
+def hoist_globals(argv: list[str], group) -> list[str]:
+    """Global options written after the command (``syllabus search "x" --kb DIR -q``) move in front of
+    it, as if written there; a command's own option of the same name (``vram --config``) stays its own,
+    and so do the values of its options and everything after ``--``."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # the command: the first word not a global option
+        i += 2 if argv[i] in GLOBAL_VALUED else 1
+    if i >= len(argv) or argv[i] not in getattr(group, "commands", {}):
+        return argv
+    params = [p for p in group.commands[argv[i]].params if p.param_type_name == "option"]
+    own = {o for p in params for o in (*p.opts, *p.secondary_opts)}
+    valued = {o for p in params if not p.is_flag and not p.count for o in p.opts}
+    moved, kept, rest = [], [], argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        word, name = rest[j], rest[j].split("=", 1)[0]
+        if word == "--":
+            kept += rest[j:]
+            break
+        take = 2 if (word in valued or (word in GLOBAL_VALUED and word not in own)) and j + 1 < len(rest) else 1
+        is_global = name not in own and (name in GLOBAL_VALUED or word in GLOBAL_FLAGS)
+        (moved if is_global else kept).extend(rest[j:j + take])
+        j += take
+    return [*argv[:i], *moved, argv[i], *kept]
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape  # a message may hold brackets: pip install 'syllabus[ray]'
+
+    return escape(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
@@ -93,14 +129,27 @@ def main(argv: list[str] | None = None) -> None:
     # user's own setting wins). On a busy 2-core machine (load average 15) spinning threads turned a
     # 300-token prompt of the bundled model from 0.6 s into 6.9 s.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    command = typer.main.get_command(app)
     try:
-        app(args=optional_values(list(sys.argv[1:] if argv is None else argv)), prog_name="syllabus")
+        args = hoist_globals(optional_values(list(sys.argv[1:] if argv is None else argv)), command)
+        code = command.main(args=args, prog_name="syllabus", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into a silent exit 130
+            raise KeyboardInterrupt
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.TyperException as exc:  # click's usage errors (typer bundles click)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `syllabus` alone: the help is printed already
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)  # one line, like every other error
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape_markup(exc.format_message())}{where}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # Ctrl-C at a prompt
+        err.print("interrupted")
+        sys.exit(130)
     except SyllabusError as exc:
         if STATE.verbose:
             err.print_exception()
-        from rich.markup import escape  # a message may hold brackets: pip install 'syllabus[ray]'
-
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape_markup(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -199,9 +199,9 @@ def squash(text: str) -> str:
 @lru_cache(maxsize=64)
 def _page_text(path: str, page: int) -> tuple[str, str]:
     try:
-        import fitz
+        import pymupdf
 
-        with fitz.open(path) as doc:
+        with pymupdf.open(path) as doc:
             p = doc[page - 1]
             return squash(p.get_text()), p.get_label() or str(page)
     except Exception:  # the file moved or changed since ingest: keep the passage's range

@@ -1,7 +1,7 @@
 """One way to name a place in a document, in the words of its format (:func:`locate`):
 
 * PDF (and XPS, CBZ): printed page label, with the physical page when the two differ: ``p. 12``,
-  ``pp. 12–19``, ``p. iv (pdf p. 4)``; ``p. 12, OCR`` for a page read by OCR;
+  ``pp. 12–19``, ``p. iv (pdf p. 4)``, ``pp. iv–ix (pdf pp. 4–9)``; ``p. 12, OCR`` for a page read by OCR;
 * reflowable e-books (EPUB, MOBI, FB2): ``loc. 12`` — a page of PyMuPDF's layout of the book, not
   of a printed edition;
 * slide decks (PPTX): ``slide 12``, ``slides 3–5``;
@@ -31,8 +31,8 @@ def place(page: int | None = None, page_end: int | None = None, label: str | Non
         last = label_end or (str(page_end) if page_end is not None else "")
         single = last in ("", first) and page_end in (None, page)
         out = f"p. {first}" if single else f"pp. {first}–{last}"
-        if page is not None and first != str(page):
-            out += f" (pdf p. {page})"
+        if page is not None and first != str(page):  # the physical pages too, the whole range
+            out += f" (pdf p. {page})" if page_end in (None, page) else f" (pdf pp. {page}–{page_end})"
         return out
     if t_start is not None:
         return time_span(t_start, t_end)

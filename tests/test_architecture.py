@@ -139,6 +139,20 @@ def test_modules_and_functions_stay_small():
     assert not too_big, "\n".join(too_big)
 
 
+DEPRECATED_IMPORTS = {"fitz": "pymupdf"}  # PyMuPDF's old name prints a FutureWarning to the user on import
+
+
+def test_no_deprecated_module_names_are_imported():
+    found = []
+    for path in sorted(p for top in (*PACKAGES, "eval", "tests") for p in (ROOT / top).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{path.relative_to(ROOT).as_posix()}:{node.lineno}: {n} (use {DEPRECATED_IMPORTS[n.split('.')[0]]})"
+                      for n in names if n.split(".")[0] in DEPRECATED_IMPORTS]
+    assert not found, "\n".join(found)
+
+
 def test_the_size_check_sees_a_long_function_but_not_a_table():
     body = "\n".join(f"    x{i} = {i}" for i in range(90))
     assert [n for n, _ in _long_functions(ast.parse(f"def long():\n{body}\n"))] == ["long"]

@@ -57,3 +57,44 @@ def test_ingest_expands_folders_to_supported_files(tmp_path):
     single = tmp_path / "data.csv"
     got = expand_inputs([tmp_path, single])
     assert got == [tmp_path / "b.pdf", tmp_path / "deck.pptx", tmp_path / "sub/a.PDF", tmp_path / "sub/talk.m4a", single]
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path):
+    for args, says in ((["search"], "Missing argument 'query'"), (["search", "x", "--kbb", "d"], "No such option: --kbb"),
+                       (["search", "x", "-k", "many"], "Invalid value for '-k'"), (["bogus"], "No such command 'bogus'")):
+        result = run_cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("error:") and says in lines[0] and "--help" in lines[0], lines[0]
+    bare = run_cli()
+    assert bare.returncode == 2 and "Usage" in bare.stdout and not bare.stderr.strip()
+
+
+def test_global_options_may_follow_the_command(tmp_path):
+    from pipeline.cli import app, hoist_globals
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert hoist_globals(["search", "x", "-k", "2", "--kb", "d", "-q"], group) == ["--kb", "d", "-q", "search", "x", "-k", "2"]
+    assert hoist_globals(["-v", "ask", "q", "--config=c.yaml"], group) == ["-v", "--config=c.yaml", "ask", "q"]
+    # vram has its own --config (a model's config.json); a value and what follows `--` are not options
+    assert hoist_globals(["vram", "--config", "m.json", "-q"], group) == ["-q", "vram", "--config", "m.json"]
+    assert hoist_globals(["search", "--doc", "--kb", "x"], group) == ["search", "--doc", "--kb", "x"]
+    assert hoist_globals(["search", "--", "--kb"], group) == ["search", "--", "--kb"]
+    result = run_cli("search", "anything", "--kb", str(tmp_path / "none"), "-q")
+    assert result.returncode == 1 and "no knowledge base" in result.stderr and str(tmp_path / "none") in result.stderr
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    import pipeline.api
+    from pipeline.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.api, "KnowledgeBase", interrupted)  # Ctrl-C while the command runs
+    with pytest.raises(SystemExit) as stop:
+        main(["--kb", str(tmp_path), "list"])
+    assert stop.value.code == 130 and "interrupted" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -170,6 +171,9 @@ def test_cli_roundtrip_and_reopen_in_new_process(topic_pdf, tmp_path):
     a, b = json.loads(first.stdout)["hits"], json.loads(second.stdout)["hits"]
     assert [h["chunk_id"] for h in a] == [h["chunk_id"] for h in b]
     assert a[0]["page_start"] == 6 and a[0]["page_label"] == "4" and a[0]["section"] == "4 Glaciers"
+    shown = run_cli("--kb", str(kb), "search", "glaciers carve valleys", "-k", "2")
+    scores = [float(x) for x in re.findall(r"score (-?[0-9.]+)", shown.stdout)]
+    assert scores == [round(h["rerank_score"], 4) for h in a]  # the score the order was made by
     listed = json.loads(run_cli("--kb", str(kb), "list", "--json").stdout)
     assert [d["n_pages"] for d in listed["documents"]] == [8]
     removed = run_cli("--kb", str(kb), "remove", "topics.pdf")

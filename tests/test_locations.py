@@ -77,7 +77,8 @@ def test_a_catalog_from_before_paragraphs_gains_the_columns(tmp_path):
 def test_places_are_named_in_the_words_of_each_format():
     from syllabus_common.places import locate
 
-    assert locate("pdf", 4, 9, "iv", "ix") == "pp. iv–ix (pdf p. 4)"
+    assert locate("pdf", 4, 9, "iv", "ix") == "pp. iv–ix (pdf pp. 4–9)"
+    assert locate("pdf", 39, 40, "33", "34") == "pp. 33–34 (pdf pp. 39–40)"  # not "(pdf p. 39)": both pages
     assert locate("pdf", 12, 12, chunk_kind="ocr") == "p. 12, OCR"
     # A summary heading knows labels only: the same call serves it.
     assert locate("pdf", label="3", label_end="7") == "pp. 3–7"

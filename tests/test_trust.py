@@ -149,7 +149,7 @@ def test_traditional_chinese_question_gets_cited_evidence(sample_kb, embedder):
 
 
 def test_summary_bullets_carry_pages_that_hold_their_sentences(embedder):
-    import fitz
+    import pymupdf
 
     from pipeline.evidence import squash
     from pipeline.keypoints import key_points
@@ -158,7 +158,7 @@ def test_summary_bullets_carry_pages_that_hold_their_sentences(embedder):
     doc = from_pdf(SAMPLE)
     points = key_points(doc.spans, embedder, doc.labels, k=6)
     assert len(points) == 6
-    with fitz.open(SAMPLE) as pdf:
+    with pymupdf.open(SAMPLE) as pdf:
         pages = {i + 1: squash(p.get_text()) for i, p in enumerate(pdf)}
     for p in points:
         assert squash(p.text) in pages[p.page], (p.page, p.text)

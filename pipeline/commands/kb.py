@@ -157,7 +157,8 @@ def search(
         head = f"[bold]{rank}. {escape(h.title)}[/]" + (f" · {where}" if where else "")
         if own_heading(h.section):  # not a bare time window: `where` says that
             head += f" · [italic]{escape(h.section)}[/]"
-        head += f"  [dim]score {h.score:.4f}[/]"
+        # the score the order was made by: the re-ranker's when there is one (--json has both)
+        head += f"  [dim]score {h.rerank_score if h.rerank_score is not None else h.score:.4f}[/]"
         out.print(head, highlight=False)
         text = h.text if full else " ".join(h.text.split())[:400] + ("…" if len(h.text) > 400 else "")
         out.print(f"   {escape(text)}\n", highlight=False)
