@@ -33,13 +33,26 @@ def _carries_number(line: str, number: str) -> bool:
     return bool(number) and bool(tokens) and (tokens[0] == number or tokens[-1] == number)
 
 
+def _numbered_edges(text: str, number: str) -> list[str]:
+    """Edge lines that carry the page's number, or stand next to a line that is just the number, on
+    the same edge: a head set as "Chapter 2: Spreadsheet-like data" with its folio "10" on a line of
+    its own (texinfo manuals, as PyMuPDF reads them)."""
+    lines = text.splitlines()
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    out = []
+    for edge in (nonblank[:_EDGE_LINES], nonblank[-_EDGE_LINES:]):
+        folio = any(lines[i].strip() == number for i in edge)
+        out += [lines[i] for i in edge if _carries_number(lines[i], number) or folio]
+    return out
+
+
 def repeated_edge_lines(pages: list[str], labels: list[str] | None = None, min_share: float = 0.5,
                         min_pages: int = 3) -> set[str]:
     """Shapes of running heads and feet among the lines at the top and bottom of the pages.
 
     Two kinds: a line on at least ``min_share`` of the pages (a book title on every page), and a
-    line carrying the page's own number seen on at least ``min_pages`` pages (a chapter title with
-    the page number, which changes per chapter and so never reaches the share).
+    line carrying the page's own number, or set beside it, seen on at least ``min_pages`` pages (a
+    chapter title with the page number, which changes per chapter and so never reaches the share).
     """
     texted = [(i, p) for i, p in enumerate(pages) if p.strip()]
     if len(texted) < min_pages:
@@ -50,7 +63,7 @@ def repeated_edge_lines(pages: list[str], labels: list[str] | None = None, min_s
         edges = _edges(text)
         counts.update({_shape(ln) for ln in edges})
         if labels is not None:
-            numbered.update({_shape(ln) for ln in edges if _carries_number(ln, labels[i])})
+            numbered.update({_shape(ln) for ln in _numbered_edges(text, labels[i])} if labels[i] else set())
     need = max(min_pages, int(min_share * len(texted) + 0.999))
     shapes = {shape for shape, n in counts.items() if n >= need and shape}
     shapes |= {shape for shape, n in numbered.items() if n >= min_pages and shape}

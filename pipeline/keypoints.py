@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from pipeline.evidence import encode_all
-from pipeline.sentences import has_han, split, term_list, terms
+from pipeline.sentences import Sentence, has_han, split, term_list, terms
 from syllabus_common.places import locate
 from pipeline.verify import Faithfulness, Verdict, check_sentence, cited_sentences, kept_text
 
@@ -64,30 +64,50 @@ def _candidates(spans, labels: dict[int, str], headings: bool = False, doc_kind:
     """Sentences that may be points (with ``headings``: heading lines too, for an index), and the
     terms of the unit's headings."""
     points, heading_terms, seen = [], set(), set()
-    for span in spans:
+    for span, s in _sentences(spans):
         text = span.text
-        for s in split(text):
-            if s.kind == "heading":
-                heading_terms |= terms(s.text)
-                if not headings:
-                    continue
-            flat = " ".join(s.text.split())
-            if flat in seen:  # a sentence the unit repeats (a running head, a title above its text) is one point
+        if s.kind == "heading":
+            heading_terms |= terms(s.text)
+            if not headings:
                 continue
-            seen.add(flat)
-            size = len(flat) * (3 if has_han(flat) else 1)  # a Chinese character carries about a word
-            if s.kind == "code" or not MIN_SHORT <= size <= MAX_CHARS * 2:
-                continue
-            t = None
-            if span.t_start is not None:
-                end = span.t_end if span.t_end is not None else span.t_start
-                t = round(span.t_start + (end - span.t_start) * s.start / max(1, len(text)), 1)
-            label = labels.get(span.page, str(span.page)) if span.page is not None else None
-            points.append(KeyPoint(flat, span.page, label, t, doc_kind=doc_kind, kind=getattr(span, "kind", None),
-                                   para=getattr(span, "para", None)))
+        flat = " ".join(s.text.split())
+        if flat in seen:  # a sentence the unit repeats (a running head, a title above its text) is one point
+            continue
+        seen.add(flat)
+        size = len(flat) * (3 if has_han(flat) else 1)  # a Chinese character carries about a word
+        if s.kind == "code" or not MIN_SHORT <= size <= MAX_CHARS * 2:
+            continue
+        t = None
+        if span.t_start is not None:
+            end = span.t_end if span.t_end is not None else span.t_start
+            t = round(span.t_start + (end - span.t_start) * s.start / max(1, len(text)), 1)
+        label = labels.get(span.page, str(span.page)) if span.page is not None else None
+        points.append(KeyPoint(flat, span.page, label, t, doc_kind=doc_kind, kind=getattr(span, "kind", None),
+                               para=getattr(span, "para", None)))
     for span in spans[:1]:
         heading_terms |= terms(" ".join(span.section_path[-1:])) if getattr(span, "section_path", None) else set()
     return points, heading_terms
+
+
+_ENDED = re.compile(r"[.!?:;…。！？；][\"'’”)\]」』）]*$")  # a sentence that ends here
+_GOES_ON = re.compile(r"^[a-z(,;:)\]]")  # a page that starts in the middle of a sentence
+
+
+def _sentences(spans) -> list[tuple[object, Sentence]]:
+    """(span, sentence) in reading order. A sentence cut by a page break (its page ends without an end
+    mark and the next page of the same section goes on in lower case) is one sentence, placed on the
+    page where it starts: a key point is never half a sentence."""
+    per_span = [split(span.text) for span in spans]
+    for i in range(len(spans) - 1):
+        a, b, here, after = spans[i], spans[i + 1], per_span[i], per_span[i + 1]
+        if (here and after and a.page is not None and b.page == a.page + 1
+                and getattr(a, "section_path", None) == getattr(b, "section_path", None)
+                and here[-1].kind == after[0].kind == "prose"
+                and not _ENDED.search(here[-1].text) and _GOES_ON.match(after[0].text)):
+            last = here[-1]
+            here[-1] = Sentence(f"{last.text} {after[0].text}", last.start, last.end, "prose")
+            per_span[i + 1] = after[1:]
+    return [(span, s) for span, sents in zip(spans, per_span) for s in sents]
 
 
 def salience(spans, background: Counter | None = None) -> dict[str, float]:

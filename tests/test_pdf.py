@@ -42,6 +42,21 @@ def test_header_detection_keeps_body_and_strips_numbered_heads():
     assert all(len(c.splitlines()) == 4 for c in cleaned)
 
 
+def test_head_beside_a_folio_line_is_stripped_but_a_chapter_opening_title_is_kept():
+    # texinfo manuals: "Chapter 2: Data" on one line, its folio "12" on the next; each chapter's head
+    # is on too few pages to be a repeated line, so only the folio beside it tells it apart
+    pages, n = [], 11
+    for chapter in ("2: Data", "3: Models"):
+        pages.append(f"{n}\n{chapter[0]} {chapter[3:]}\nThe chapter opens here.\nIt has a first example.")
+        n += 1
+        for _ in range(3):
+            pages.append(f"Chapter {chapter}\n{n}\nPage {n} explains one argument.\nIts default suits most files.\nOne more.")
+            n += 1
+    cleaned = clean_pages(pages, labels=[str(i) for i in range(11, n)])
+    assert cleaned[0].startswith("2 Data") and cleaned[4].startswith("3 Models")  # a chapter's own title stays
+    assert all(c.startswith("Page ") and "Chapter" not in c for i, c in enumerate(cleaned) if i not in (0, 4))
+
+
 def test_hyphenation_joined_only_inside_words():
     assert join_hyphenation("estim-\nate the GPU-\nMemory") == "estimate the GPU-\nMemory"
 

@@ -212,3 +212,22 @@ def test_prompts_hold_no_example_sentence_to_copy():
         assert not re.search(r"like this|for example|for instance|e\.g\.|such as|例如|比如|像是", text, re.I), path
         # no quoted sentence ("Factors store categories as integer codes [2].") a model could copy
         assert not re.search(r"[\"“「][^\"”」\n]*\w+ \w+ \w+[^\"”」\n]*[\"”」]|「[^」{}]{6,}」", text), path
+
+
+def test_a_sentence_cut_by_a_page_break_is_one_key_point_on_its_first_page():
+    from ingest.types import Span
+    from pipeline.keypoints import _sentences
+
+    where = ("2 Spreadsheet-like data", "Variations on read.table")
+    spans = [Span(text="Set colClasses. It will help to give nrows, the number", section_path=where, page=14),
+             Span(text="of rows to be read. See the examples.", section_path=where, page=15),
+             Span(text="A list item without a stop", section_path=where, page=16),
+             Span(text="Another page starts a sentence.", section_path=where, page=17),
+             Span(text="A table ends here", section_path=("3 Other",), page=18),
+             Span(text="then a new section goes on.", section_path=("4 Next",), page=19)]
+    got = [(span.page, s.text) for span, s in _sentences(spans)]
+    assert (14, "It will help to give nrows, the number of rows to be read.") in got
+    assert (15, "See the examples.") in got and not any(t.startswith("of rows") for _, t in got)
+    # Not joined: the next page starts a sentence of its own, or another section goes on
+    assert (16, "A list item without a stop") in got and (17, "Another page starts a sentence.") in got
+    assert (18, "A table ends here") in got and (19, "then a new section goes on.") in got
