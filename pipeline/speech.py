@@ -115,6 +115,16 @@ def transcribe_batch(files: list[str | Path], cfg, asr=None, output_dir: str | P
     paths = [Path(f) for f in files]
     fmts = parse_formats(formats or asr.formats)
     name, model_options, decode = options_from_config(asr, offline=cfg.offline)
+    if runner is None and paths and not any(p.is_file() for p in paths):  # nothing to hear: no model to load
+        from ingest.asr import check_model
+
+        check_model(name, model_options)  # a wrong model name is still the error it is
+        batch = TranscribeBatch(name, asr.model, "not loaded", asr.compute_type, None, 0.0)
+        for i, path in enumerate(paths):
+            progress.file_started(str(path), i, len(paths))
+            batch.files.append(FileTranscript(str(path), "failed", error=f"{path}: no such file"))
+            progress.file_done(batch.files[-1])
+        return batch
     if runner is None:
         loaded_at = time.perf_counter()
         engine = load_backend(name, model_options, notify=notify)

@@ -279,6 +279,17 @@ def test_cli_batch_writes_every_format_and_reports_bad_files(asr_cache, tmp_path
     assert report["threads"] == {"encoder": len(os.sched_getaffinity(0)), "decoder": 1}
 
 
+def test_cli_batch_of_missing_files_fails_without_loading_a_model(tmp_path):
+    missing = [tmp_path / "lecture 1.mp3", tmp_path / "lecture 2.m4a"]
+    result = run_cli("--kb", str(tmp_path / "kb"), "transcribe", *map(str, missing), "--json")
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert [(f["status"], f["error"]) for f in report["files"]] == [("failed", f"{m}: no such file") for m in missing]
+    assert report["device"] == "not loaded" and report["load_seconds"] == 0.0
+    wrong = run_cli("--kb", str(tmp_path / "kb"), "transcribe", str(missing[0]), "--model", "no-such-whisper")
+    assert wrong.returncode == 2 and "no-such-whisper" in wrong.stderr  # a wrong model is still named
+
+
 def test_help_imports_no_speech_library():
     code = (
         "import sys\nfrom pipeline.cli import app\n"
