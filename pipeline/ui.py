@@ -135,11 +135,13 @@ class Bars(Progress):
         self.first: float | None = None
 
     def __enter__(self):
-        self.bars.start()
+        if self.console.is_terminal:  # a pipe or a log gets the per-file lines, not a bar's last frame
+            self.bars.start()
         return self
 
     def __exit__(self, *exc):
-        self.bars.stop()
+        if self.bars.live.is_started:  # (stopping a bar never shown prints a blank line off a terminal)
+            self.bars.stop()
 
     def file_started(self, path, index, total):
         if self.files is not None:

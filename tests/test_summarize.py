@@ -396,6 +396,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
     bad = run_cli("--kb", str(tmp_path / "nokb"), "summarize", str(tmp_path / "missing.pdf"))
     assert bad.returncode != 0 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1  # no bar's blank line
     bad_level = run_cli("summarize", str(tmp_path / "x.pdf"), "--level", "paragraph")
     assert bad_level.returncode == 2 and "--level" in bad_level.stderr
     bad_mode = run_cli("summarize", str(SAMPLE), "--mode", "creative")
