@@ -95,7 +95,10 @@ def test_chat_in_a_terminal_answers_stops_on_ctrl_c_and_quits(topic_kb, tmp_path
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--kb", str(topic_kb.path), "chat", "-k", "2",
                              "--mode", "generative", "--max-tokens", "256"], stdin=child, stdout=child, stderr=child,
-                            cwd=ROOT, env=env, start_new_session=True)
+                            cwd=ROOT, env=env, start_new_session=True,
+                            # as in a terminal: Ctrl-C reaches the chat even when the suite was started
+                            # with SIGINT ignored (a background job of a non-interactive shell)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(child)
     seen = bytearray()
     try:
