@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 import typer.main
+from rich.markup import escape  # a message may hold brackets: pip install 'syllabus[ray]'
 
 from syllabus_common.errors import SyllabusError
 from pipeline.commands import books as books_commands
@@ -116,12 +117,6 @@ def hoist_globals(argv: list[str], group) -> list[str]:
     return [*argv[:i], *moved, argv[i], *kept]
 
 
-def escape_markup(text: str) -> str:
-    from rich.markup import escape  # a message may hold brackets: pip install 'syllabus[ray]'
-
-    return escape(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     import os
 
@@ -141,17 +136,14 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         ctx = getattr(exc, "ctx", None)  # one line, like every other error
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        err.print(f"[bold red]error:[/] {escape_markup(exc.format_message())}{where}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.format_message())}{where}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Abort:  # Ctrl-C at a prompt
-        err.print("interrupted")
-        sys.exit(130)
     except SyllabusError as exc:
         if STATE.verbose:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {escape_markup(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C (typer.Abort: at a prompt)
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug or an unexpected library failure
