@@ -8,6 +8,8 @@ from collections import Counter
 # A word broken at a line end: "estim-\nate" (lowercase on both sides, so "GPU-\nMemory" stays).
 _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _DIGITS = re.compile(r"\d+")
+_WORD = re.compile(r"[^\W\d_]{2}")
+_LEADER = re.compile(r"(\. ?){4}")  # dot leaders: a table-of-contents entry, not a head
 _EDGE_LINES = 2  # lines looked at on each page's top and bottom
 
 
@@ -33,30 +35,64 @@ def _carries_number(line: str, number: str) -> bool:
     return bool(number) and bool(tokens) and (tokens[0] == number or tokens[-1] == number)
 
 
-def _numbered_edges(text: str, number: str) -> list[str]:
-    """Edge lines that carry the page's number, or stand next to a line that is just the number, on
-    the same edge: a head set as "Chapter 2: Spreadsheet-like data" with its folio "10" on a line of
-    its own (texinfo manuals, as PyMuPDF reads them)."""
+def _edge_slots(text: str, number: str) -> list[tuple[str, int, int, str]]:
+    """(edge, the line's place, the folio's place, the line) for each edge line set beside a line that
+    is just the page's number on the same edge: a head set as "Chapter 2: Spreadsheet-like data" with
+    its folio "10" on a line of its own (texinfo manuals, as PyMuPDF reads them)."""
     lines = text.splitlines()
     nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
     out = []
-    for edge in (nonblank[:_EDGE_LINES], nonblank[-_EDGE_LINES:]):
-        folio = any(lines[i].strip() == number for i in edge)
-        out += [lines[i] for i in edge if _carries_number(lines[i], number) or folio]
+    for name, edge in (("top", nonblank[:_EDGE_LINES]), ("bottom", nonblank[-_EDGE_LINES:])):
+        folios = [j for j, i in enumerate(edge) if lines[i].strip() == number]
+        out += [(name, j, folios[0], lines[i]) for j, i in enumerate(edge) if folios and j not in folios]
+    return out
+
+
+def _numbered_edges(text: str, number: str) -> list[str]:
+    """Edge lines that carry the page's number, or stand next to a line that is just the number, on
+    the same edge (see :func:`_edge_slots`)."""
+    lines = text.splitlines()
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    carrying = [lines[i] for edge in (nonblank[:_EDGE_LINES], nonblank[-_EDGE_LINES:]) for i in edge
+                if _carries_number(lines[i], number)]
+    return carrying + [line for *_, line in _edge_slots(text, number)]
+
+
+def _first_word(shape: str) -> str:
+    return shape.split(maxsplit=1)[0] if shape.strip() else ""
+
+
+def _slot_heads(texted: list[tuple[int, str]], labels: list[str], heads: set[str], min_pages: int) -> dict[int, set[str]]:
+    """Heads of short chapters, per page: once the book shows confirmed heads beside their folio in
+    one place (top edge, head then folio, say) on ``min_pages`` pages, a line in that place beside the
+    folio that opens like one of them ("Chapter #: ...", "Appendix ...") is that page's head, though
+    its chapter spans too few pages to repeat it. A contents entry (dot leaders) is not."""
+    found = [(i, slot) for i, text in texted if labels[i] for slot in _edge_slots(text, labels[i])]
+    confirmed = [(slot[:3], _shape(slot[3])) for _, slot in found
+                 if _shape(slot[3]) in heads and _WORD.search(_shape(slot[3]))]  # a head has words
+    places = Counter(place for place, _ in confirmed)
+    openings = {(place, _first_word(shape)) for place, shape in confirmed if places[place] >= min_pages}
+    out: dict[int, set[str]] = {}
+    for i, slot in found:
+        shape = _shape(slot[3])
+        if shape not in heads and (slot[:3], _first_word(shape)) in openings and not _LEADER.search(shape):
+            out.setdefault(i, set()).add(slot[3])
     return out
 
 
 def repeated_edge_lines(pages: list[str], labels: list[str] | None = None, min_share: float = 0.5,
-                        min_pages: int = 3) -> set[str]:
-    """Shapes of running heads and feet among the lines at the top and bottom of the pages.
+                        min_pages: int = 3) -> tuple[set[str], dict[int, set[str]]]:
+    """Running heads and feet among the lines at the top and bottom of the pages: the shapes of
+    those of the whole book, and the lines of single pages.
 
-    Two kinds: a line on at least ``min_share`` of the pages (a book title on every page), and a
-    line carrying the page's own number, or set beside it, seen on at least ``min_pages`` pages (a
-    chapter title with the page number, which changes per chapter and so never reaches the share).
+    Shapes: a line on at least ``min_share`` of the pages (a book title on every page), and a line
+    carrying the page's own number, or set beside it, seen on at least ``min_pages`` pages (a chapter
+    title with the page number, which changes per chapter and so never reaches the share). Lines of
+    single pages: a short chapter's head (see :func:`_slot_heads`), by page index.
     """
     texted = [(i, p) for i, p in enumerate(pages) if p.strip()]
     if len(texted) < min_pages:
-        return set()
+        return set(), {}
     counts: Counter[str] = Counter()
     numbered: Counter[str] = Counter()
     for i, text in texted:
@@ -66,16 +102,17 @@ def repeated_edge_lines(pages: list[str], labels: list[str] | None = None, min_s
             numbered.update({_shape(ln) for ln in _numbered_edges(text, labels[i])} if labels[i] else set())
     need = max(min_pages, int(min_share * len(texted) + 0.999))
     shapes = {shape for shape, n in counts.items() if n >= need and shape}
-    shapes |= {shape for shape, n in numbered.items() if n >= min_pages and shape}
-    return shapes
+    heads = {shape for shape, n in numbered.items() if n >= min_pages and shape}
+    single = _slot_heads(texted, labels, heads, min_pages) if labels is not None else {}
+    return shapes | heads, single
 
 
-def strip_edge_lines(text: str, shapes: set[str], label: str | None = None) -> str:
+def strip_edge_lines(text: str, shapes: set[str], label: str | None = None, lines_of_page: set[str] = frozenset()) -> str:
     lines = text.splitlines()
     edge = set(_edge_indices(lines))
 
     def running(i: int, ln: str) -> bool:
-        return i in edge and (_shape(ln) in shapes or (label is not None and ln.strip() == label))
+        return i in edge and (_shape(ln) in shapes or ln in lines_of_page or (label is not None and ln.strip() == label))
 
     return "\n".join(ln for i, ln in enumerate(lines) if not running(i, ln))
 
@@ -100,8 +137,8 @@ def clean_pages(pages: list[str], labels: list[str] | None = None, strip_headers
     normalized = [normalize_whitespace(p) for p in pages]
     if not strip_headers:
         return [join_hyphenation(p).strip() for p in normalized]
-    shapes = repeated_edge_lines(normalized, labels)
+    shapes, single = repeated_edge_lines(normalized, labels)
     return [
-        join_hyphenation(strip_edge_lines(p, shapes, labels[i] if labels else None)).strip()
+        join_hyphenation(strip_edge_lines(p, shapes, labels[i] if labels else None, single.get(i, set()))).strip()
         for i, p in enumerate(normalized)
     ]

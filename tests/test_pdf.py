@@ -57,6 +57,25 @@ def test_head_beside_a_folio_line_is_stripped_but_a_chapter_opening_title_is_kep
     assert all(c.startswith("Page ") and "Chapter" not in c for i, c in enumerate(cleaned) if i not in (0, 4))
 
 
+def test_a_short_chapters_head_is_stripped_where_the_books_heads_stand():
+    # a chapter of two pages shows its head once; the book's other heads show where heads stand (top
+    # edge, head then folio), so that one is a head too, while a chapter's opening page, whose folio
+    # stands elsewhere, keeps its first line
+    pages, n = [], 11
+    for chapter, length in (("2: Data", 3), ("3: Models", 1), ("4: Plots", 3)):
+        pages.append(f"{n}\n{chapter[0]} {chapter[3:]}\nThe chapter opens here.\nIt has a first example.")
+        n += 1
+        for _ in range(length):
+            pages.append(f"Chapter {chapter}\n{n}\nPage {n} explains one argument.\nIts default suits most files.\n"
+                         f"See also page {n + 9}.\nThen argument {n * 2}.")
+            n += 1
+    cleaned = clean_pages(pages, labels=[str(i) for i in range(11, n)])
+    openings = (0, 4, 6)
+    assert [cleaned[i].split("\n")[0] for i in openings] == ["2 Data", "3 Models", "4 Plots"]
+    assert cleaned[5].startswith("Page 16") and "Chapter" not in cleaned[5]
+    assert all(c.startswith("Page ") for i, c in enumerate(cleaned) if i not in openings)
+
+
 def test_hyphenation_joined_only_inside_words():
     assert join_hyphenation("estim-\nate the GPU-\nMemory") == "estimate the GPU-\nMemory"
 
