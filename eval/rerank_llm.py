@@ -58,21 +58,30 @@ def collect(kb, questions, book, reranker, k=5, on_row=None) -> list[dict]:
     return rows
 
 
-def reorder(row: dict, depth: int, weight: float) -> list[bool]:
-    """Gold flags in the order a re-ranker of this depth and weight would give (features order below)."""
+def reorder(row: dict, depth: int, weight: float, combine: str = "nats", first: int = 0) -> list[bool]:
+    """Gold flags in the order a re-ranker of this depth and weight would give (features order below).
+
+    ``combine``: "nats" adds weight × log-likelihood (the re-ranker's rule); "z" adds weight × the
+    log-likelihood standardised over the passages read (a scale free of the question's length).
+    ``first``: only that many first places come from the combined order, the rest keep the features
+    order (0: all of them)."""
     read = sorted(row["read"], key=lambda c: -c["features"])
     top, rest = read[:depth], read[depth:]
     f = np.array([c["features"] for c in top])
     f = (f - f.min()) / ((f.max() - f.min()) or 1.0) if len(f) else f
-    s = f + weight * np.array([c["ll"] for c in top])
-    order = np.argsort(-s, kind="stable")
+    ll = np.array([c["ll"] for c in top])
+    if combine == "z" and len(ll):
+        ll = (ll - ll.mean()) / (ll.std() or 1.0)
+    order = list(np.argsort(-(f + weight * ll), kind="stable"))
+    if first:
+        order = order[:first] + [i for i in range(len(top)) if i not in order[:first]]
     return [top[i]["gold"] for i in order] + [c["gold"] for c in rest] + row["after"]
 
 
-def metrics(rows: list[dict], depth: int, weight: float, k: int = 5) -> dict:
+def metrics(rows: list[dict], depth: int, weight: float, k: int = 5, **how) -> dict:
     ranks = []
     for row in rows:
-        flags = reorder(row, depth, weight)[:k]
+        flags = reorder(row, depth, weight, **how)[:k]
         ranks.append(flags.index(True) + 1 if True in flags else None)
     return score(ranks)
 
@@ -136,6 +145,15 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
         for w in WEIGHTS[1:]:
             mark = " **(chosen)**" if (d, w) == chosen else ""
             lines.append(f"| llm, depth {d}, weight {w}{mark} | " + " | ".join(cell(metrics(data[c], d, w)) for c in columns) + " |")
+    deepest, (d_w, w_w) = max(DEPTHS), chosen or (max(DEPTHS), weight)
+    lines += ["", "Other ways to combine the two scores (not chosen from; measured once each):", "",
+              "| combination | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |", "|---|" + "---|" * len(columns)]
+    for w in (0.25, 0.5, 1.0):
+        lines.append(f"| depth {deepest}, weight {w} × log-likelihood standardised over the passages read | "
+                     + " | ".join(cell(metrics(data[c], deepest, w, combine="z")) for c in columns) + " |")
+    for m in (1, 3):
+        lines.append(f"| depth {d_w}, weight {w_w}, only the first {m} place(s) from it, then the features order | "
+                     + " | ".join(cell(metrics(data[c], d_w, w_w, first=m)) for c in columns) + " |")
     held_out = [n for n in sorted({n for _, n in columns}) if n not in TUNING_SETS]
     if held_out:
         lines += ["", f"Choices are made on {', '.join(TUNING_SETS)} only; {', '.join(held_out)} is held out "
