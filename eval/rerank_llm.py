@@ -182,6 +182,35 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
     print(text)
 
 
+def combinations_report(paths: list[str]) -> None:
+    """The ways to combine the two scores measured again from stored runs (their .json), without
+    reading anything: each run's own (depth, weight), standardised log-likelihood, the LLM for the
+    first places only. Writes eval/results/rerank_llm_combinations.md."""
+    lines = ["# Other ways to combine the LLM's log-likelihood with the features score", "",
+             "Recomputed from the passages each stored run read (no model run). Cells: hit@1 / hit@5 / MRR.", ""]
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        data = run["data"]
+        depth = max(len(r["read"]) for rows in data.values() for r in rows)
+        d_w, w_w = run.get("chosen") or (min(depth, 15), 0.05 if depth >= 15 else 0.1)
+        rows = [("features order of the passages read", dict(depth=1, weight=0.0)),
+                (f"depth {d_w}, weight {w_w} per nat (the run's choice)", dict(depth=d_w, weight=w_w))]
+        rows += [(f"depth {depth}, weight {w} × standardised log-likelihood", dict(depth=depth, weight=w, combine="z"))
+                 for w in (0.25, 0.5, 1.0)]
+        rows += [(f"depth {d_w}, weight {w_w}, the first {m} place(s) only, then the features order",
+                  dict(depth=d_w, weight=w_w, first=m)) for m in (1, 3)]
+        columns = sorted(data)
+        lines += [f"## {Path(path).name} ({run['model']})", "", "| combination | " + " | ".join(columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for label, how in rows:
+            cells = [metrics(data[c], **how) for c in columns]
+            lines.append(f"| {label} | " + " | ".join(f"{m['hit@1']:.3f} / {m['hit@5']:.3f} / {m['mrr']:.3f}"
+                                                        for m in cells) + " |")
+        lines.append("")
+    (RESULTS / "rerank_llm_combinations.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     global DEPTHS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,7 +223,11 @@ def main() -> None:
     ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
     ap.add_argument("--with-title", action="store_true", help="put the document's title in the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
+    ap.add_argument("--combinations", nargs="+", metavar="RUN.json", help="only re-score stored runs' passages "
+                    "with other ways to combine the two scores (rerank_llm_combinations.md)")
     args = ap.parse_args()
+    if args.combinations:
+        return combinations_report(args.combinations)
     DEPTHS = tuple(d for d in DEPTHS if d < args.read) + (args.read,)
     from pipeline.llm import context_for, load_llm
     from pipeline.rerank import load_reranker, register_reranker, unregister_reranker
