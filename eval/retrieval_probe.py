@@ -275,6 +275,7 @@ def splade_main(folder: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splade", help="a SPLADE BertForMaskedLM folder: measure that signal only")
+    ap.add_argument("--tag", default="", help="write retrieval_probe_<tag>.md (keeps an earlier run's report)")
     args = ap.parse_args()
     if args.splade:
         return splade_main(args.splade)
@@ -321,7 +322,7 @@ def main() -> None:
                          (f"fold {fold}: default (same held-out half)", weighted(DEFAULT_WEIGHTS))):
             cells = [score_rows(test[c], s, caps) for c in cols]
             lines.append(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f} / {m:.3f}" for a, b, m in cells) + " |")
-    (RESULTS / "retrieval_probe.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"retrieval_probe{'_' + args.tag if args.tag else ''}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

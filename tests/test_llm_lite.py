@@ -66,7 +66,7 @@ def test_packed_weights_give_the_decoder_built_from_the_model(tmp_path, monkeypa
     assert read.decode_weight_bytes == ref.decode_weight_bytes and read.weight_bytes == ref.weight_bytes
 
 
-def test_the_bf16_prompt_copy_is_kept_where_memory_allows_and_named_in_the_pack(tmp_path, monkeypatch):
+def test_the_prompt_copy_is_kept_where_memory_allows_and_named_in_the_pack(tmp_path, monkeypatch):
     import torch
 
     from pipeline.llm import fastlm, quant
@@ -75,16 +75,16 @@ def test_the_bf16_prompt_copy_is_kept_where_memory_allows_and_named_in_the_pack(
 
     folder = converted_folder()
     config = read_config(folder)
-    copy = fastlm.prefill_copy_bytes(config)
     # SmolLM2-135M: 30 layers of (576 x 576 q/o, 2 x 576 x 192 k/v, 3 x 576 x 1536 MLP), and the
-    # 49152 x 576 head, in bf16.
-    assert copy == 2 * (30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 49152 * 576)
+    # 49152 x 576 head, in bf16 (2 bytes) or fp32 (4).
+    params = 30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 49152 * 576
+    assert fastlm.prefill_copy_bytes(config, "bf16") == 2 * params
+    assert fastlm.prefill_copy_bytes(config, "fp32") == 4 * params
+    copy = fastlm.prefill_copy_bytes(config, fastlm.prompt_copy_kind())  # this machine's copy
     assert quant.prefill_copy_fits(copy, memory_bytes=4 * copy)
     assert not quant.prefill_copy_fits(copy, memory_bytes=4 * copy - 1)
     assert not quant.prefill_copy_fits(3 << 30, memory_bytes=8 << 30)  # a 1.5B model's copy on an 8 GB laptop
     assert quant.prefill_copy_fits(3 << 30, memory_bytes=24 << 30)
-    if not quant.kernel_available("bf16"):
-        pytest.skip("this PyTorch build has no bf16 CPU kernel: no prompt copy is ever made")
     assert not fastlm.wants_prefill_copy(config, "bf16", memory_bytes=1 << 40)  # dense layers need none
     assert pack_name(folder, "int4", True) != pack_name(folder, "int4", False)
 
@@ -117,6 +117,36 @@ def test_the_bf16_prompt_copy_is_kept_where_memory_allows_and_named_in_the_pack(
     assert torch.equal(read.prefill(ids), big.prefill(ids))
     assert read.weight_bytes == big.weight_bytes and read.decode_weight_bytes == big.decode_weight_bytes
 
+
+
+def test_a_cpu_without_native_bf16_keeps_an_fp32_prompt_copy(tmp_path, monkeypatch):
+    # Without AVX512-BF16/AMX, bf16 products are emulated and a bf16 prompt copy ran scoring ~8x slower
+    # than fp32 (pipeline/llm/fastlm.py); such a CPU keeps its prompt copy in fp32, in its own pack.
+    import torch
+
+    from pipeline.llm import fastlm, hfload, quant
+    from pipeline.llm.lite import read_config
+    from pipeline.llm.packcache import load_decoder, pack_name
+
+    folder = converted_folder()
+    config = read_config(folder)
+    monkeypatch.setattr(quant, "physical_memory_bytes", lambda: 1 << 40)
+    monkeypatch.setattr(hfload, "cpu_has_bf16", lambda: False)
+    assert fastlm.prompt_copy_kind() == "fp32"
+    assert fastlm.prefill_copy_kind(config, "int4") == "fp32"
+    assert fastlm.prefill_copy_kind(config, "int4", memory_bytes=fastlm.prefill_copy_bytes(config, "fp32")) is None
+    assert pack_name(folder, "int4", "fp32") not in (pack_name(folder, "int4", "bf16"), pack_name(folder, "int4", False))
+    decoder = load_decoder(folder, config, "int4", 64, (tmp_path,))
+    assert decoder.layers[0].qkv.dense.weight.dtype == decoder.head.dense.weight.dtype == torch.float32
+    assert decoder.layers[0].qkv.kind == "int4+fp32"
+    monkeypatch.setattr(fastlm.FastDecoder, "from_weights", lambda *a, **k: pytest.fail("packed again"))
+    read = load_decoder(folder, config, "int4", 64, (tmp_path,))  # from its pack, the same layers
+    assert read.layers[0].qkv.kind == "int4+fp32" and read.embed is read.head.dense.weight
+    ids = list(range(300, 340))
+    assert torch.equal(read.prefill(ids), decoder.prefill(ids))
+    if quant.kernel_available("bf16"):
+        monkeypatch.setattr(hfload, "cpu_has_bf16", lambda: True)
+        assert fastlm.prompt_copy_kind() == "bf16"
 
 def test_a_damaged_packed_file_is_packed_again(tmp_path):
     from pipeline.llm.lite import read_config

@@ -23,22 +23,21 @@ def source_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.safetensors")) + [Path(folder) / "config.json"]
 
 
-def pack_name(folder: Path, kind: str, prefill_copy: bool | None = None) -> str:
+def pack_name(folder: Path, kind: str, prefill_copy: str | bool | None = None) -> str:
     """File name of the packed weights: by the source's content and everything that shapes the pack
-    (``prefill_copy``: whether it holds the int layers' bf16 prompt copy, which depends on the
-    machine's memory; None: decided here, as :func:`load_decoder` does)."""
+    (``prefill_copy``: the kind of prompt copy of the int layers it holds, bf16 or fp32, which depends
+    on the machine's CPU and memory; True: this machine's kind; False: none; None: decided here, as
+    :func:`load_decoder` does)."""
     import torch
 
-    from pipeline.llm.fastlm import wants_prefill_copy
+    from pipeline.llm.fastlm import copy_kind
     from pipeline.llm.lite import read_config
     from pipeline.llm.quant import kernel_available
     from syllabus_common.modelcache import content_key, read_marker
 
-    if prefill_copy is None:
-        prefill_copy = wants_prefill_copy(read_config(folder), kind)
-
+    copy = copy_kind(prefill_copy, read_config(folder), kind)
     recipe = (f"{RECIPE}|{kind}|bf16={kernel_available('bf16')}|torch={torch.__version__}|{platform.machine()}"
-              + ("|prefill-copy" if prefill_copy else ""))
+              + {"bf16": "|prefill-copy", "fp32": "|prefill-copy-fp32", None: ""}[copy])
     marker = read_marker(folder) or {}
     if len(marker.get("sha256", "")) == 64 and marker.get("recipe"):
         # A conversion we made: its source's hash and recipe name it (no need to hash 0.5 GB again).
@@ -65,11 +64,11 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from pipeline.llm.fastlm import FastDecoder, wants_prefill_copy
+    from pipeline.llm.fastlm import FastDecoder, prefill_copy_kind
     from syllabus_common.modelcache import cached_file, models_dir
 
-    prefill_copy = wants_prefill_copy(config, kind)
-    name = pack_name(folder, kind, prefill_copy)
+    prefill_copy = prefill_copy_kind(config, kind)
+    name = pack_name(folder, kind, prefill_copy or False)
     dirs = [Path(d) / "models" for d in cache_dirs] or [models_dir()]
     for base in dirs:
         path = base / name
@@ -82,7 +81,7 @@ def load_decoder(folder: Path, config, kind: str, max_len: int, cache_dirs: tupl
                 log.warning("packing again: %s is unreadable (%s)", path, exc)
                 if base == dirs[0]:
                     path.unlink(missing_ok=True)
-    decoder = FastDecoder.from_weights(config, _read_weights(folder), kind, max_len, prefill_copy=prefill_copy)
+    decoder = FastDecoder.from_weights(config, _read_weights(folder), kind, max_len, prefill_copy=prefill_copy or False)
     tensors, meta = decoder.packed()
     try:
         cached_file(dirs[0] / name, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -137,7 +137,7 @@ class Int4Linear(Linear):
 
 
 class PrefillDenseLinear(Linear):
-    """int weights for decoding, a bf16 copy for prompts.
+    """int weights for decoding, a bf16 copy for prompts (fp32 where the CPU has no native bf16).
 
     Decoding (one row) is bound by memory traffic, where int4 beats dense bf16 by ~2.4x; a prompt (many
     rows) is bound by arithmetic, where oneDNN's bf16 GEMM (AVX512-BF16) runs ~1.8x faster than the int
@@ -145,7 +145,7 @@ class PrefillDenseLinear(Linear):
 
     def __init__(self, decode: Linear, dense: DenseLinear, min_rows: int = PREFILL_ROWS):
         self.decode, self.dense, self.min_rows = decode, dense, min_rows
-        self.kind = decode.kind + "+bf16"
+        self.kind = f"{decode.kind}+{dense.kind}"
         self.bias = decode.bias
 
     def __call__(self, x):
@@ -171,11 +171,15 @@ def kernel_available(kind: str) -> bool:
         return False
 
 
-def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, kind: str, dense_prefill: bool = False) -> Linear:
+def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, kind: str, dense_prefill: str | bool | None = None
+                ) -> Linear:
     """A layer of ``kind`` (fp32, bf16, fp16, int8, int4); int4 needs K divisible by the group size.
-    ``dense_prefill``: int layers also keep a bf16 copy for prompts (see :class:`PrefillDenseLinear`)."""
-    if dense_prefill and kind in ("int4", "int8"):
-        return PrefillDenseLinear(make_linear(weight, bias, kind), DenseLinear(weight, bias, torch.bfloat16))
+    ``dense_prefill``: int layers also keep a copy of that kind (bf16 or fp32; True: bf16) for prompts
+    (see :class:`PrefillDenseLinear`)."""
+    copy = "bf16" if dense_prefill is True else dense_prefill
+    if copy and kind in ("int4", "int8"):
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[copy]
+        return PrefillDenseLinear(make_linear(weight, bias, kind), DenseLinear(weight, bias, dtype))
     if kind == "int4":
         if weight.shape[1] % INT4_GROUP == 0:
             return Int4Linear(weight, bias)
@@ -191,7 +195,7 @@ def save_linear(layer: Linear, prefix: str, tensors: dict[str, torch.Tensor]) ->
     if isinstance(layer, PrefillDenseLinear):
         tag = save_linear(layer.decode, prefix, tensors)
         save_linear(layer.dense, prefix + ".dense", tensors)
-        return f"{tag}+bf16:{layer.min_rows}"
+        return f"{tag}+{layer.dense.kind}:{layer.min_rows}"
     if layer.bias is not None:
         tensors[prefix + ".bias"] = layer.bias
     if isinstance(layer, Int4Linear):
@@ -206,10 +210,11 @@ def save_linear(layer: Linear, prefix: str, tensors: dict[str, torch.Tensor]) ->
 
 def load_linear(tag: str, prefix: str, tensors) -> Linear:
     """The layer :func:`save_linear` stored (no quantization is redone)."""
-    if "+bf16:" in tag:
-        base, min_rows = tag.split("+bf16:")
-        return PrefillDenseLinear(load_linear(base, prefix, tensors), load_linear("bf16", prefix + ".dense", tensors),
-                                  int(min_rows))
+    for copy in ("bf16", "fp32"):
+        if f"+{copy}:" in tag:
+            base, min_rows = tag.split(f"+{copy}:")
+            return PrefillDenseLinear(load_linear(base, prefix, tensors), load_linear(copy, prefix + ".dense", tensors),
+                                      int(min_rows))
     bias = tensors.get(prefix + ".bias")
     if tag.startswith("int4:"):
         layer = Int4Linear.__new__(Int4Linear)
