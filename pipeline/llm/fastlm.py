@@ -37,9 +37,9 @@ def prompt_copy_kind() -> str:
     (AVX512-BF16/AMX), else fp32. Elsewhere bf16 products are emulated: on a 2-core AMD EPYC with
     AVX2 only, scoring a 358-token passage with SmolLM2-135M took 9.9 s on a bf16 copy against 1.3 s
     on the int4 kernels alone and 0.84 s on an fp32 copy."""
-    from pipeline.llm.hfload import cpu_has_bf16
+    from pipeline.llm import quant
 
-    return "bf16" if cpu_has_bf16() and kernel_available("bf16") else "fp32"
+    return "bf16" if quant.cpu_has_bf16() and kernel_available("bf16") else "fp32"
 
 
 def prefill_copy_bytes(config, copy: str = "bf16") -> int:

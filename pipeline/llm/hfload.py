@@ -27,12 +27,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
 
 
 def cpu_has_bf16() -> bool:
-    import torch
+    from pipeline.llm import quant
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return quant.cpu_has_bf16()
 
 
 def resolve_precision(requested: str, device: str, gguf_4bit: bool, notify=None) -> str:

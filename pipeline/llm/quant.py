@@ -30,6 +30,14 @@ PREFILL_ROWS = 16  # prompt rows from which the bf16 copy beats the int kernels 
 PREFILL_COPY_RAM_SHARE = 0.25
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def physical_memory_bytes() -> int | None:
     """This machine's physical memory (None where the OS does not say)."""
     import os
