@@ -109,7 +109,18 @@ class FasterWhisperBackend(Backend):
         return backend
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> tuple[Iterator[Segment], Detected]:
+        from threadpoolctl import threadpool_limits
+
         self.model.forget()  # the encoder cache serves one call: detection and the first window
+        # The log-mel features are numpy products whose sums depend on the BLAS thread count; on an
+        # AVX2 CPU one thread against two turned "GPU" into "DPU" in tests/fixtures/media/clean.m4a.
+        # One BLAS thread, here and in a Ray worker (which Ray starts with OMP_NUM_THREADS=1), gives
+        # the same transcript everywhere.
+        with threadpool_limits(limits=1, user_api="blas"):
+            segments, info = self._transcribe(audio, options)
+        return segments, info
+
+    def _transcribe(self, audio: np.ndarray, options: DecodeOptions) -> tuple[Iterator[Segment], Detected]:
         segments, info = self.model.transcribe(
             audio,
             language=options.language,
