@@ -148,12 +148,8 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
     deepest, (d_w, w_w) = max(DEPTHS), chosen or (max(DEPTHS), weight)
     lines += ["", "Other ways to combine the two scores (not chosen from; measured once each):", "",
               "| combination | " + " | ".join(f"{s}/{n}" for s, n in columns) + " |", "|---|" + "---|" * len(columns)]
-    for w in (0.25, 0.5, 1.0):
-        lines.append(f"| depth {deepest}, weight {w} × log-likelihood standardised over the passages read | "
-                     + " | ".join(cell(metrics(data[c], deepest, w, combine="z")) for c in columns) + " |")
-    for m in (1, 3):
-        lines.append(f"| depth {d_w}, weight {w_w}, only the first {m} place(s) from it, then the features order | "
-                     + " | ".join(cell(metrics(data[c], d_w, w_w, first=m)) for c in columns) + " |")
+    for label, how in other_combinations(deepest, d_w, w_w):
+        lines.append(f"| {label} | " + " | ".join(cell(metrics(data[c], **how)) for c in columns) + " |")
     held_out = [n for n in sorted({n for _, n in columns}) if n not in TUNING_SETS]
     if held_out:
         lines += ["", f"Choices are made on {', '.join(TUNING_SETS)} only; {', '.join(held_out)} is held out "
@@ -182,6 +178,16 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
     print(text)
 
 
+def other_combinations(deepest: int, depth: int, weight: float) -> list[tuple[str, dict]]:
+    """(label, :func:`metrics` arguments) of the other ways to combine the two scores: the
+    standardised log-likelihood over ``deepest`` passages, and the LLM deciding only the first places
+    at ``depth`` and ``weight``."""
+    rows = [(f"depth {deepest}, weight {w} × log-likelihood standardised over the passages read",
+             dict(depth=deepest, weight=w, combine="z")) for w in (0.25, 0.5, 1.0)]
+    return rows + [(f"depth {depth}, weight {weight}, only the first {m} place(s) from it, then the features order",
+                    dict(depth=depth, weight=weight, first=m)) for m in (1, 3)]
+
+
 def combinations_report(paths: list[str]) -> None:
     """The ways to combine the two scores measured again from stored runs (their .json), without
     reading anything: each run's own (depth, weight), standardised log-likelihood, the LLM for the
@@ -195,10 +201,7 @@ def combinations_report(paths: list[str]) -> None:
         d_w, w_w = run.get("chosen") or (min(depth, 15), 0.05 if depth >= 15 else 0.1)
         rows = [("features order of the passages read", dict(depth=1, weight=0.0)),
                 (f"depth {d_w}, weight {w_w} per nat (the run's choice)", dict(depth=d_w, weight=w_w))]
-        rows += [(f"depth {depth}, weight {w} × standardised log-likelihood", dict(depth=depth, weight=w, combine="z"))
-                 for w in (0.25, 0.5, 1.0)]
-        rows += [(f"depth {d_w}, weight {w_w}, the first {m} place(s) only, then the features order",
-                  dict(depth=d_w, weight=w_w, first=m)) for m in (1, 3)]
+        rows += other_combinations(depth, d_w, w_w)
         columns = sorted(data)
         lines += [f"## {Path(path).name} ({run['model']})", "", "| combination | " + " | ".join(columns) + " |",
                   "|---|" + "---|" * len(columns)]
