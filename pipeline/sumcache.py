@@ -15,6 +15,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from syllabus_common.sqlitedb import connect, set_up
+
 FILE = "summaries.sqlite"
 
 
@@ -23,23 +25,27 @@ def cache_key(model_id: dict, options: dict, messages: list[dict]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _schema(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # a lost last row after power loss is just recomputed
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS summaries (
+               key TEXT PRIMARY KEY,
+               kind TEXT NOT NULL,        -- map | reduce | book
+               text TEXT NOT NULL,
+               document TEXT NOT NULL,    -- content hash of the source document
+               seconds REAL NOT NULL,     -- how long the model call took
+               created REAL NOT NULL      -- unix seconds
+           )"""
+    )
+
+
 class SummaryCache:
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # a lost last row after power loss is just recomputed
-        self.db.execute(
-            """CREATE TABLE IF NOT EXISTS summaries (
-                   key TEXT PRIMARY KEY,
-                   kind TEXT NOT NULL,        -- map | reduce | book
-                   text TEXT NOT NULL,
-                   document TEXT NOT NULL,    -- content hash of the source document
-                   seconds REAL NOT NULL,     -- how long the model call took
-                   created REAL NOT NULL      -- unix seconds
-               )"""
-        )
+        self.db = connect(str(self.path))
+        set_up(self.db, _schema)
 
     def get(self, key: str) -> str | None:
         row = self.db.execute("SELECT text FROM summaries WHERE key=?", (key,)).fetchone()

@@ -1,3 +1,4 @@
 """Shared leaf utilities that both ``ingest/`` and ``pipeline/`` import: errors, atomic writes,
-time and place formats, model locations, converted models in the user cache (``modelcache``), and
-the name → factory registry. Nothing here imports ``ingest`` or ``pipeline``."""
+SQLite files that many open at once (``sqlitedb``), time and place formats, model locations,
+converted models in the user cache (``modelcache``), and the name → factory registry.
+Nothing here imports ``ingest`` or ``pipeline``."""

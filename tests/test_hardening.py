@@ -167,3 +167,60 @@ def test_kill_at_each_temp_stage_leaves_nothing_after_next_open(tmp_path, one_bo
     assert (kb / "bm25").is_dir() and (kb / "dense.faiss").is_file()
     with KnowledgeBase(cfg, kb, embedder=embedder) as reopened:  # and it still answers
         assert reopened.search("memory", k=2)
+
+
+def test_set_up_waits_out_a_writer_that_holds_the_file(tmp_path):
+    """A connection that may not wait at all (busy timeout 0) still sets up the file once the
+    other writer lets go, rather than failing with 'database is locked'."""
+    import sqlite3
+    import threading
+
+    from syllabus_common.sqlitedb import connect, set_up
+
+    path = str(tmp_path / "held.sqlite")
+    holder = connect(path)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    impatient = connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        impatient.execute("PRAGMA journal_mode=WAL")  # without set_up: refused at once
+    set_up(impatient, lambda db: db.execute("PRAGMA journal_mode=WAL"), timeout=10)
+    assert impatient.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("kind", ["summary cache", "catalog"])
+def test_many_threads_open_one_new_sqlite_file_at_once(tmp_path, kind):
+    """Several books summarized at once open one new summary cache together (and readers of one new
+    KB its catalog); none may fail with 'database is locked'."""
+    import threading
+
+    from pipeline.kb.catalog import Catalog
+    from pipeline.sumcache import SummaryCache
+
+    errors: list[str] = []
+    for trial in range(25):
+        folder = tmp_path / f"t{trial}"
+        folder.mkdir()
+        start = threading.Barrier(6)
+
+        def one(n: int) -> None:
+            try:
+                start.wait()
+                if kind == "summary cache":
+                    cache = SummaryCache(folder)
+                    cache.put(f"key{n}", "map", "text", "doc", 0.1)
+                    cache.close()
+                else:
+                    Catalog(folder / "catalog.sqlite").close()
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(f"{type(error).__name__}: {error}")
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if kind == "summary cache":
+            assert SummaryCache(folder).count() == 6
+    assert errors == []

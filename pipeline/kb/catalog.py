@@ -14,6 +14,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from syllabus_common.sqlitedb import connect, set_up
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -112,15 +114,18 @@ class Catalog:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db = connect(uri, uri=True)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys=ON")
         if not readonly:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
-            self.db.executescript(_SCHEMA)
-            self._migrate()
-            self._init_meta()
+            set_up(self.db, lambda db: self._set_up())
+
+    def _set_up(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
+        self.db.executescript(_SCHEMA)
+        self._migrate()
+        self._init_meta()
 
     def close(self) -> None:
         self.db.close()
