@@ -126,10 +126,10 @@ def prepare(kb, llm: LLM, prompts: PromptSet, cfg, question: str, k: int | None 
     question = " ".join(question.split())
     timings: dict = {}
     t0 = time.perf_counter()
-    if kb.cfg.retrieval.rerank.method == "llm":  # the search's own config decides its re-ranker
-        from pipeline.kb.search import share_llm
+    if kb.cfg.retrieval.rerank.method == "llm" or kb.cfg.retrieval.expand.method != "none":
+        from pipeline.kb.search import share_llm  # the search's own config decides
 
-        share_llm(kb, llm)  # the answering model re-ranks too: loaded once
+        share_llm(kb, llm)  # the answering model re-ranks or expands too: loaded once
     query_vector = kb.embed_query(question)  # once: for the search and for the confidence check
     hits = kb.search(question, k=k or cfg.retrieval.k, docs=docs, query_vector=query_vector)
     timings["retrieve_s"] = round(time.perf_counter() - t0, 4)

@@ -83,6 +83,11 @@ class RerankConfig(_Strict):
         return value
 
 
+class ExpandConfig(_Strict):
+    method: str = Field(min_length=1)  # a registered query expander (pipeline.expand): none, llm
+    max_new_tokens: int = Field(ge=1, le=1024)  # llm: length of the answer the search also matches
+
+
 class DiversifyConfig(_Strict):
     max_per_doc: int = Field(ge=0)
     margin: float = Field(ge=0)
@@ -97,6 +102,7 @@ class RetrievalConfig(_Strict):
     stemmer: str
     scope_from_question: bool
     rerank: RerankConfig
+    expand: ExpandConfig
     diversify: DiversifyConfig
 
     @field_validator("stemmer")

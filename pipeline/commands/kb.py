@@ -118,6 +118,7 @@ def search(
     fusion: Optional[str] = typer.Option(None, "--mode", help="rrf (hybrid), dense or bm25 (default: retrieval.fusion)."),
     doc: Optional[List[str]] = typer.Option(None, "--doc", help="Only these documents (path, file name, title or id); repeatable."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="features, llm, cross-encoder or none (default: retrieval.rerank.method)."),
+    expand: Optional[str] = typer.Option(None, "--expand", help="llm: BM25 also matches the LLM's short answer (never shown as one); none (default: retrieval.expand.method)."),
     full: bool = typer.Option(False, "--full", help="Print whole passages, not the first lines."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
@@ -127,6 +128,7 @@ def search(
       syllabus search "how do I read a table from a file" -k 5
       syllabus search "LoRA memory" --mode bm25 --json
       syllabus search "what does ::: do" --rerank llm
+      syllabus search "how do I run a file of commands" --expand llm
     """
     from rich.markup import escape
 
@@ -142,13 +144,24 @@ def search(
 
         if rerank not in available_rerankers():
             raise ConfigError(f"--rerank must be one of {', '.join(sorted(available_rerankers()))}, not {rerank!r}")
+    if expand is not None:
+        from pipeline.expand import available_expanders
+
+        if expand not in available_expanders():
+            raise ConfigError(f"--expand must be one of {', '.join(available_expanders())}, not {expand!r}")
+    from pipeline.kb.search import last_expansion
+
     started = time.perf_counter()
     with KnowledgeBase(STATE.config(), STATE.kb_path()) as kb:
-        hits = kb.search(query, k=k, fusion=fusion, docs=doc, rerank=rerank)
+        hits = kb.search(query, k=k, fusion=fusion, docs=doc, rerank=rerank, expand=expand)
+        expansion = last_expansion(kb)
     elapsed = time.perf_counter() - started
     if as_json:
-        emit_json({"query": query, "seconds": round(elapsed, 4), "hits": [h.as_dict() for h in hits]})
+        emit_json({"query": query, "seconds": round(elapsed, 4), "expansion": expansion,
+                   "hits": [h.as_dict() for h in hits]})
         return
+    if expansion:
+        out.print(f"[dim]also matched (the model's answer, not a source): {escape(expansion)}[/]\n", highlight=False)
     if not hits:
         out.print("no passages found")
         return

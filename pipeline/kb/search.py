@@ -1,13 +1,15 @@
 """Search a knowledge base: scope, retrieve (dense, BM25), fuse (RRF), re-rank, diversify.
 
-    question ─ scope (``--doc`` or a document the question names) ─┬─ dense (FAISS) ─┐
-                                                                    └─ BM25 (bm25s) ──┴─ RRF ─ top
+    question ─ scope (``--doc`` or a document the question names) ─┬─ dense (FAISS) ──────────────┐
+                                                                    └─ BM25 (bm25s) of the question ┴─ RRF ─ top
+                                                                       (+ the LLM's answer: ``retrieval.expand``)
     ``rerank.depth`` ─ re-ranker (``pipeline.rerank``) ─ per-document cap when scores are close ─ k
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import numpy as np
 
@@ -17,12 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs: list[str] | None = None,
-           rerank: str | None = None, query_vector=None) -> list:
+           rerank: str | None = None, query_vector=None, lexical_query: str | None = None,
+           expand: str | None = None) -> list:
     """The ``k`` best passages for ``query`` (:class:`pipeline.kb.store.Hit`, best first).
 
     ``fusion``: rrf (default), dense or bm25; re-ranking applies to rrf only. ``rerank`` names a
     registered re-ranker (default: the config's), ``"none"`` keeps the fused order. ``query_vector``:
-    the query's embedding when the caller has it already."""
+    the query's embedding when the caller has it already (or of an expanded query); ``lexical_query``:
+    what BM25 matches instead of the query; ``expand`` names a registered query expander (default:
+    the config's; see :mod:`pipeline.expand`): BM25 then matches the query and the expander's text.
+    The re-ranker reads the query alone."""
     query = query.strip()
     if not query:
         raise SyllabusError("empty query")
@@ -47,7 +53,9 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
         dense_hits = dense.search(qvec, n, allowed_ids)
     if fusion in ("rrf", "bm25"):
         mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
-        bm25_hits = lexical.search(query, n, mask)
+        if lexical_query is None and (expand or r.expand.method) != "none":
+            lexical_query = " ".join([query, _expander(kb, expand or r.expand.method).expand(query)])
+        bm25_hits = lexical.search(lexical_query or query, n, mask)
     dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense_hits)}
     bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(bm25_hits)}
     if fusion == "rrf":
@@ -80,9 +88,37 @@ def _reranker(kb, method: str):
     return cache[method]
 
 
+def _expander(kb, method: str):
+    """One query expander per KB object and method; expansions are cached in the KB's ``cache/``."""
+    from pipeline.expand import load_expander
+
+    cache = kb.__dict__.setdefault("_expanders", {})
+    if method not in cache:
+        cache[method] = load_expander(kb.cfg, method, llm=kb.__dict__.get("_shared_llm"), cache=_expansion_cache(kb))
+    return cache[method]
+
+
+def last_expansion(kb) -> str | None:
+    """What the last expanded search of this KB object matched beside the query (None: no expansion)."""
+    used = [e for e in kb.__dict__.get("_expanders", {}).values() if getattr(e, "last", "")]
+    return used[-1].last if used else None
+
+
+def _expansion_cache(kb):
+    from pipeline.sumcache import SummaryCache
+
+    try:
+        return SummaryCache(kb.path / "cache")
+    except (OSError, sqlite3.Error) as exc:  # a read-only KB: expand again each time
+        log.info("no expansion cache in %s: %s", kb.path, exc)
+        return None
+
+
 def share_llm(kb, llm) -> None:
-    """Let the ``llm`` re-ranker of this KB object use ``llm``, the model the caller has loaded to
-    answer with, instead of loading the configured model a second time."""
+    """Let the ``llm`` re-ranker and query expander of this KB object use ``llm``, the model the
+    caller has loaded to answer with, instead of loading the configured model a second time."""
+    if llm is not None:
+        kb.__dict__["_shared_llm"] = llm  # the expander, when one is first needed
     if llm is not None and llm.backend == "transformers":
         from pipeline.rerank import load_reranker
         from pipeline.rerank_models import LLMReranker

@@ -289,12 +289,15 @@ class KnowledgeBase:
 
     # ----- search
     def search(self, query: str, k: int | None = None, fusion: str | None = None,
-               docs: list[str] | None = None, rerank: str | None = None, query_vector=None) -> list[Hit]:
+               docs: list[str] | None = None, rerank: str | None = None, query_vector=None,
+               lexical_query: str | None = None, expand: str | None = None) -> list[Hit]:
         """Scoped, fused, re-ranked search; see :mod:`pipeline.kb.search`. ``query_vector``: the
-        query's embedding when the caller has it already (see :meth:`embed_query`)."""
+        query's embedding when the caller has it already (see :meth:`embed_query`);
+        ``lexical_query``: what BM25 matches instead of the query; ``expand``: a query expander
+        (default: ``retrieval.expand.method``)."""
         from pipeline.kb.search import search
 
-        return search(self, query, k, fusion, docs, rerank, query_vector)
+        return search(self, query, k, fusion, docs, rerank, query_vector, lexical_query, expand)
 
     def _hits(self, ids: list[int], scores, dense_rank, bm25_rank) -> list[Hit]:
         """:class:`Hit` objects for chunk ``ids`` in that order (chunks removed since the index loaded
