@@ -61,6 +61,28 @@ def generate(model: str, tag: str, sets: list[str], max_new_tokens: int) -> None
             print(f"{name} {q['id']} {time.perf_counter() - t:.1f}s", flush=True)
 
 
+def use_stored(kbs: dict, tag: str) -> None:
+    """Make every KB of ``kbs`` search with the answers stored by ``generate`` (by question text),
+    through a registered expander, so another evaluation (rerank_llm.py --expansions) reads them."""
+    from pipeline.expand import Expander, register_expander
+
+    stored = json.loads(expansions_path(tag).read_text())["answers"]
+    by_text = {q["question"]: stored[q["id"]]["text"]
+               for name in SETS for q in load_questions(QUESTIONS / SETS[name][0]) if q["id"] in stored}
+
+    class Stored(Expander):
+        name = f"stored-{tag}"
+
+        def expand(self, question: str) -> str:
+            return by_text.get(question, "")  # a question scoped to a named document: none
+
+    register_expander(Stored.name, lambda cfg, llm=None, cache=None: Stored(), replace=True)
+    for kb in kbs.values():
+        r = kb.cfg.retrieval
+        kb.cfg = kb.cfg.model_copy(update={"retrieval": r.model_copy(update={
+            "expand": r.expand.model_copy(update={"method": Stored.name})})})
+
+
 def _unit(v):
     import numpy as np
 

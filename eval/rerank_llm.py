@@ -1,6 +1,6 @@
 """The LLM re-ranker (query likelihood) measured against the features re-ranker, and its weights chosen.
 
-    python eval/rerank_llm.py [--settings single library] [--questions N] [--model M.gguf --tag T]
+    python eval/rerank_llm.py [--settings single library] [--questions N] [--model M.gguf --tag T] [--expansions TAG]
 
 Loads ``llm.model`` from config.yaml (or ``--model``) and searches every question of both sets
 (retrieval_eval.py) with ``retrieval.rerank.method: llm``: the features re-ranker's first 15
@@ -126,7 +126,10 @@ def write_report(data: dict, features: dict, model: str, args, weight: float) ->
         + f". The features re-ranker orders the fused top 40; the LLM reads its first passages of distinct pages "
         f"and they are re-ordered by features score (min-max over them) + weight × log P(question | passage) "
         f"(nats). Top 5 after the per-page cap. Machine: {machine()}. Time per question (p50, reading "
-        f"{max(DEPTHS)} passages): {p50:.2f} s. Precision: {args.precision or 'llm.precision of config.yaml'}.",
+        f"{max(DEPTHS)} passages): {p50:.2f} s. Precision: {args.precision or 'llm.precision of config.yaml'}."
+        + (f" Every search, the features row's too, with query expansion: BM25 also matches the LLM answers "
+           f"stored by `query_expansion.py generate --tag {args.expansions}` (their time not counted here)."
+           if getattr(args, "expansions", None) else ""),
         "",
         "Cells: hit@1 / hit@5 / MRR.",
         "",
@@ -226,6 +229,8 @@ def main() -> None:
     ap.add_argument("--no-section", action="store_true", help="leave the section path out of the LLM's prompt")
     ap.add_argument("--with-title", action="store_true", help="put the document's title in the LLM's prompt")
     ap.add_argument("--read", type=int, default=max(DEPTHS), help="passages the LLM reads per question (cost)")
+    ap.add_argument("--expansions", metavar="TAG", help="search with the LLM answers stored by "
+                    "query_expansion.py generate --tag TAG (BM25 also matches them)")
     ap.add_argument("--combinations", nargs="+", metavar="RUN.json", help="only re-score stored runs' passages "
                     "with other ways to combine the two scores (rerank_llm_combinations.md)")
     args = ap.parse_args()
@@ -238,6 +243,10 @@ def main() -> None:
     from pipeline.scope import title_page_names
 
     kbs = open_kbs(args.settings, args.sets, fresh=False)
+    if args.expansions:
+        from query_expansion import use_stored
+
+        use_stored(kbs, args.expansions)
     cfg = next(iter(kbs.values())).cfg
     update = {"model": args.model} if args.model else {}
     if args.precision:

@@ -86,6 +86,7 @@ class RerankConfig(_Strict):
 class ExpandConfig(_Strict):
     method: str = Field(min_length=1)  # a registered query expander (pipeline.expand): none, llm
     max_new_tokens: int = Field(ge=1, le=1024)  # llm: length of the answer the search also matches
+    dense: bool  # the dense search embeds question + answer too (else BM25 alone matches the answer)
 
 
 class DiversifyConfig(_Strict):

@@ -45,6 +45,13 @@ def test_bm25_finds_the_page_through_the_expanders_words(kb_factory, topic_pdf):
         hybrid = kb.search(question, k=3, expand="knows-test", rerank="recording-test")
         assert hybrid[0].page_start == 8 and seen == [question]
         assert knows.asked == [question, question]
+        plain_dense = kb.search(question, k=3, fusion="dense")
+        assert [h.chunk_id for h in kb.search(question, k=3, fusion="dense", expand="knows-test")] == \
+            [h.chunk_id for h in plain_dense]  # retrieval.expand.dense off: the embedded query is the question
+        r = kb.cfg.retrieval
+        kb.cfg = kb.cfg.model_copy(update={"retrieval": r.model_copy(update={"expand": r.expand.model_copy(update={"dense": True})})})
+        assert kb.search(question, k=3, fusion="dense", expand="knows-test")[0].page_start == 8
+        assert plain_dense[0].page_start != 8
     finally:
         unregister_expander("knows-test")
         unregister_reranker("recording-test")
@@ -81,7 +88,7 @@ def test_expansion_settings_are_checked(cfg):
     with pytest.raises(ConfigError, match="unknown retrieval.expand.method 'magic'; valid: llm, none"):
         load_expander(cfg, "magic")
     with pytest.raises(ValueError):
-        ExpandConfig(method="llm", max_new_tokens=0)
+        ExpandConfig(method="llm", max_new_tokens=0, dense=False)
 
 
 def test_search_expand_from_the_command_line(tmp_path, topic_pdf):

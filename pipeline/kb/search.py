@@ -27,8 +27,9 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     registered re-ranker (default: the config's), ``"none"`` keeps the fused order. ``query_vector``:
     the query's embedding when the caller has it already (or of an expanded query); ``lexical_query``:
     what BM25 matches instead of the query; ``expand`` names a registered query expander (default:
-    the config's; see :mod:`pipeline.expand`): BM25 then matches the query and the expander's text.
-    The re-ranker reads the query alone."""
+    the config's; see :mod:`pipeline.expand`): BM25 then matches the query and the expander's text
+    (and the dense search embeds both, with ``retrieval.expand.dense``). The re-ranker reads the
+    query alone."""
     query = query.strip()
     if not query:
         raise SyllabusError("empty query")
@@ -47,14 +48,19 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
     dense_hits: list[tuple[int, float]] = []
     bm25_hits: list[tuple[int, float]] = []
     qvec = None
+    if query != original:
+        query_vector = None  # the caller embedded the whole question
+    if lexical_query is None and (expand or r.expand.method) != "none":
+        extra = _expander(kb, expand or r.expand.method).expand(query)
+        lexical_query = " ".join([query, extra])
+        if extra and r.expand.dense and fusion in ("rrf", "dense"):
+            query_vector = kb.embed_query(lexical_query)
     if fusion in ("rrf", "dense"):
-        qvec = kb.embed_query(query) if query_vector is None or query != original else query_vector
+        qvec = kb.embed_query(query) if query_vector is None else query_vector
     if qvec is not None:
         dense_hits = dense.search(qvec, n, allowed_ids)
     if fusion in ("rrf", "bm25"):
         mask = np.isin(lexical.ids, allowed_ids) if allowed_ids is not None else None
-        if lexical_query is None and (expand or r.expand.method) != "none":
-            lexical_query = " ".join([query, _expander(kb, expand or r.expand.method).expand(query)])
         bm25_hits = lexical.search(lexical_query or query, n, mask)
     dense_rank = {cid: i + 1 for i, (cid, _) in enumerate(dense_hits)}
     bm25_rank = {cid: i + 1 for i, (cid, _) in enumerate(bm25_hits)}
