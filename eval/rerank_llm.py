@@ -248,9 +248,7 @@ def main() -> None:
 
         use_stored(kbs, args.expansions)
     cfg = next(iter(kbs.values())).cfg
-    update = {"model": args.model} if args.model else {}
-    if args.precision:
-        update["precision"] = args.precision
+    update = {key: value for key, value in (("model", args.model), ("precision", args.precision)) if value}
     llm_cfg = cfg.llm.model_copy(update=update)
     partial = RESULTS / f"rerank_llm_{args.tag or 'run'}.partial.json"  # rows so far: a long run is not lost
     llm = load_llm(llm_cfg, context_for(cfg))
