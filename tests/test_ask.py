@@ -95,6 +95,26 @@ def test_an_answer_reranked_by_the_llm_uses_the_answering_model(topic_kb, ask_cf
         topic_kb.__dict__.pop("_rerankers", None)
 
 
+def test_an_expanded_search_uses_the_answering_model_and_never_shows_its_answer(topic_kb, ask_cfg):
+    """With retrieval.expand.method llm, the model loaded to answer writes the expansion (not a
+    second copy); the prompt holds the question and the passages, never the expansion."""
+    llm = shared_llm()
+    saved = topic_kb.cfg
+    expand = saved.retrieval.expand.model_copy(update={"method": "llm", "max_new_tokens": 12})
+    topic_kb.cfg = saved.model_copy(update={"retrieval": saved.retrieval.model_copy(update={"expand": expand})})
+    topic_kb.__dict__.pop("_expanders", None)
+    try:
+        prepared = prepare(topic_kb, llm, PromptSet(), ask_cfg, BEES[0], k=3, max_new_tokens=64)
+        expander = topic_kb._expanders["llm"]
+        assert expander.llm is llm and expander.last.strip()
+        assert prepared.citations[0].page == BEES[1]
+        prompt = " ".join(m["content"] for m in prepared.messages)
+        assert BEES[0] in prompt and expander.last not in prompt
+    finally:
+        topic_kb.cfg = saved
+        topic_kb.__dict__.pop("_expanders", None)
+
+
 @pytest.mark.parametrize("context", [200, 260, 600])
 def test_passages_are_packed_into_a_small_window(topic_kb, ask_cfg, context):
     fake = FakeLLM(context=context)
