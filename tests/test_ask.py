@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from conftest import run_cli
@@ -79,40 +81,41 @@ def test_a_window_too_small_for_any_passage_is_a_clear_error(topic_kb, ask_cfg):
         prepare(topic_kb, FakeLLM(context=150), PromptSet(), ask_cfg, BEES[0], max_new_tokens=64)
 
 
+@contextmanager
+def retrieval_setting(kb, section: str, loaded: str, **update):
+    """``kb`` searches with ``retrieval.<section>`` updated, its ``loaded`` objects (re-rankers,
+    expanders) made anew; both restored afterwards."""
+    saved = kb.cfg
+    changed = getattr(saved.retrieval, section).model_copy(update=update)
+    kb.cfg = saved.model_copy(update={"retrieval": saved.retrieval.model_copy(update={section: changed})})
+    kb.__dict__.pop(loaded, None)
+    try:
+        yield kb
+    finally:
+        kb.cfg = saved
+        kb.__dict__.pop(loaded, None)
+
+
 def test_an_answer_reranked_by_the_llm_uses_the_answering_model(topic_kb, ask_cfg):
     """With retrieval.rerank.method llm, the model loaded to answer also re-ranks: not loaded twice."""
     llm = shared_llm()
-    saved = topic_kb.cfg
-    rerank = saved.retrieval.rerank.model_copy(update={"method": "llm"})
-    topic_kb.cfg = saved.model_copy(update={"retrieval": saved.retrieval.model_copy(update={"rerank": rerank})})
-    topic_kb.__dict__.pop("_rerankers", None)
-    try:
+    with retrieval_setting(topic_kb, "rerank", "_rerankers", method="llm"):
         prepared = prepare(topic_kb, llm, PromptSet(), ask_cfg, BEES[0], k=3, max_new_tokens=64)
         assert topic_kb._rerankers["llm"].llm is llm
         assert prepared.citations[0].page == BEES[1]
-    finally:
-        topic_kb.cfg = saved
-        topic_kb.__dict__.pop("_rerankers", None)
 
 
 def test_an_expanded_search_uses_the_answering_model_and_never_shows_its_answer(topic_kb, ask_cfg):
     """With retrieval.expand.method llm, the model loaded to answer writes the expansion (not a
     second copy); the prompt holds the question and the passages, never the expansion."""
     llm = shared_llm()
-    saved = topic_kb.cfg
-    expand = saved.retrieval.expand.model_copy(update={"method": "llm", "max_new_tokens": 12})
-    topic_kb.cfg = saved.model_copy(update={"retrieval": saved.retrieval.model_copy(update={"expand": expand})})
-    topic_kb.__dict__.pop("_expanders", None)
-    try:
+    with retrieval_setting(topic_kb, "expand", "_expanders", method="llm", max_new_tokens=12):
         prepared = prepare(topic_kb, llm, PromptSet(), ask_cfg, BEES[0], k=3, max_new_tokens=64)
         expander = topic_kb._expanders["llm"]
         assert expander.llm is llm and expander.last.strip()
         assert prepared.citations[0].page == BEES[1]
         prompt = " ".join(m["content"] for m in prepared.messages)
         assert BEES[0] in prompt and expander.last not in prompt
-    finally:
-        topic_kb.cfg = saved
-        topic_kb.__dict__.pop("_expanders", None)
 
 
 @pytest.mark.parametrize("context", [200, 260, 600])
