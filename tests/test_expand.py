@@ -105,3 +105,33 @@ def test_search_expand_from_the_command_line(tmp_path, topic_pdf):
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["expansion"] and data["hits"][0]["page_start"] == 4
+
+
+def test_the_llm_reranker_and_the_llm_expander_share_one_loaded_model(kb_factory, topic_pdf, monkeypatch):
+    """With both stages on ``llm`` (the configuration that meets the retrieval targets with a 1.5B
+    model), a KB object loads the configured model once, whichever stage needs it first."""
+    import pipeline.llm
+    from test_llm_support import shared_llm
+
+    loads: list[str] = []
+
+    def load_model(cfg, *args, **kwargs):  # the real bundled model, counted
+        loads.append(cfg.llm.model)
+        return shared_llm()
+
+    monkeypatch.setattr(pipeline.llm, "load_model", load_model)
+    question = "How do bees tell each other where the flowers are?"
+    for order in (("rerank", "expand"), ("expand", "rerank")):
+        kb = kb_factory("kb-" + "-".join(order))
+        kb.ingest([topic_pdf])
+        r = kb.cfg.retrieval
+        kb.cfg = kb.cfg.model_copy(update={"retrieval": r.model_copy(update={
+            "expand": r.expand.model_copy(update={"max_new_tokens": 8}),
+            "rerank": r.rerank.model_copy(update={"llm_passages": 3})})})
+        before = len(loads)
+        for stage in order:  # one stage alone first, then both
+            kb.search(question, k=3, **{stage: "llm"})
+        hits = kb.search(question, k=3, rerank="llm", expand="llm")
+        assert hits and hits[0].page_start == 4
+        assert len(loads) == before + 1, order
+        assert kb._rerankers["llm"].llm is kb._expanders["llm"].llm

@@ -85,23 +85,41 @@ def search(kb, query: str, k: int | None = None, fusion: str | None = None, docs
 
 
 def _reranker(kb, method: str):
-    """One re-ranker per KB object and method (a cross-encoder or LLM loads once)."""
+    """One re-ranker per KB object and method (a cross-encoder or LLM loads once; the ``llm``
+    re-ranker reads with the model the ``llm`` expander already loaded, if it did)."""
     from pipeline.rerank import load_reranker
 
     cache = kb.__dict__.setdefault("_rerankers", {})
     if method not in cache:
-        cache[method] = load_reranker(kb.cfg, method)
+        if method == "llm" and _loaded_llm(kb) is not None:
+            share_llm(kb, _loaded_llm(kb))  # a server backend: no token probabilities, refused below
+        if method not in cache:
+            cache[method] = load_reranker(kb.cfg, method)
     return cache[method]
 
 
 def _expander(kb, method: str):
-    """One query expander per KB object and method; expansions are cached in the KB's ``cache/``."""
+    """One query expander per KB object and method; expansions are cached in the KB's ``cache/``.
+    The ``llm`` expander writes with the model already loaded for this KB object (to answer, or
+    by the ``llm`` re-ranker): one copy of the model, however many stages use it."""
     from pipeline.expand import load_expander
 
     cache = kb.__dict__.setdefault("_expanders", {})
     if method not in cache:
-        cache[method] = load_expander(kb.cfg, method, llm=kb.__dict__.get("_shared_llm"), cache=_expansion_cache(kb))
+        cache[method] = load_expander(kb.cfg, method, llm=_loaded_llm(kb), cache=_expansion_cache(kb))
     return cache[method]
+
+
+def _loaded_llm(kb):
+    """The configured LLM if this KB object already holds it (shared by a caller, or loaded by the
+    ``llm`` re-ranker or expander); None otherwise."""
+    if kb.__dict__.get("_shared_llm") is not None:
+        return kb.__dict__["_shared_llm"]
+    for stage in ("_rerankers", "_expanders"):
+        llm = getattr(kb.__dict__.get(stage, {}).get("llm"), "llm", None)
+        if llm is not None:
+            return llm
+    return None
 
 
 def last_expansion(kb) -> str | None:
